@@ -1,0 +1,58 @@
+// Argument checks shared by the bindings: every failure is a Python
+// ValueError or TypeError that names the argument.
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fastkin::bindings {
+
+namespace nb = nanobind;
+
+using Array = nb::ndarray<nb::device::cpu>;
+using ConstArray = nb::ndarray<nb::ro, nb::device::cpu>;
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+template <class A>
+std::vector<int64_t> shape_of(const A& a) {
+  std::vector<int64_t> s(a.ndim());
+  for (size_t i = 0; i < a.ndim(); ++i) s[i] = static_cast<int64_t>(a.shape(i));
+  return s;
+}
+
+template <class A>
+void require_c_contiguous(const A& a, const char* name) {
+  int64_t expected = 1;
+  for (size_t i = a.ndim(); i-- > 0;) {
+    if (a.shape(i) != 1 && a.stride(i) != expected)
+      throw nb::value_error((std::string(name) + " must be C-contiguous").c_str());
+    expected *= static_cast<int64_t>(a.shape(i));
+  }
+}
+
+// Checks dtype == T and that the shape is `leading` followed by `trailing`.
+template <class T, class A>
+const void* checked(const A& a, const char* name, const std::vector<int64_t>& leading,
+                    const std::vector<int64_t>& trailing) {
+  if (a.dtype() != nb::dtype<T>())
+    throw nb::type_error((std::string(name) + " must have dtype " + (sizeof(T) == 4 ? "float32" : "float64") +
+                          " like the rotations")
+                             .c_str());
+  std::vector<int64_t> want = leading;
+  want.insert(want.end(), trailing.begin(), trailing.end());
+  if (shape_of(a) != want)
+    throw nb::value_error((std::string(name) + " must have shape " + shape_string(want) + ", got " +
+                           shape_string(shape_of(a)))
+                              .c_str());
+  require_c_contiguous(a, name);
+  return a.data();
+}
+
+// parents: int32 (J,), each parents[j] in [-1, j).
+const int32_t* checked_parents(const ConstArray& parents);
+
+}  // namespace fastkin::bindings

@@ -1,0 +1,141 @@
+// Bindings for fk: shapes and dtypes checked, GIL released, kernel called.
+#include "fastkin/fk.h"
+
+#include "arrays.h"
+#include "module.h"
+
+namespace fastkin::bindings {
+namespace {
+
+// The batch shape and rotation form read off `rotations` for J joints.
+struct Layout {
+  std::vector<int64_t> batch_shape;
+  int64_t batch = 1;
+  RotationForm form;
+};
+
+Layout rotation_layout(const ConstArray& rotations, int64_t num_joints) {
+  const auto shape = shape_of(rotations);
+  const size_t n = shape.size();
+  Layout layout;
+  size_t trailing;
+  if (n >= 2 && shape[n - 1] == 4 && shape[n - 2] == num_joints) {
+    layout.form = RotationForm::Quaternion;
+    trailing = 2;
+  } else if (n >= 3 && shape[n - 1] == 3 && shape[n - 2] == 3 && shape[n - 3] == num_joints) {
+    layout.form = RotationForm::Matrix;
+    trailing = 3;
+  } else {
+    throw nb::value_error(("rotations must have shape (..., " + std::to_string(num_joints) + ", 4) or (..., " +
+                           std::to_string(num_joints) + ", 3, 3), got " + shape_string(shape))
+                              .c_str());
+  }
+  layout.batch_shape.assign(shape.begin(), shape.end() - trailing);
+  for (int64_t d : layout.batch_shape) layout.batch *= d;
+  return layout;
+}
+
+std::vector<int64_t> rotation_shape(RotationForm form, int64_t num_joints) {
+  return form == RotationForm::Quaternion ? std::vector<int64_t>{num_joints, 4} : std::vector<int64_t>{num_joints, 3, 3};
+}
+
+template <class T>
+FkInputs<T> make_inputs(const ConstArray& parents, const ConstArray& rotations,
+                        const std::optional<ConstArray>& root_translation, const ConstArray& offsets,
+                        Layout& layout) {
+  FkInputs<T> in{};
+  in.parents = checked_parents(parents);
+  in.num_joints = static_cast<int64_t>(parents.shape(0));
+  layout = rotation_layout(rotations, in.num_joints);
+  in.batch = layout.batch;
+  in.form = layout.form;
+  in.rotations = static_cast<const T*>(
+      checked<T>(rotations, "rotations", layout.batch_shape, rotation_shape(layout.form, in.num_joints)));
+  in.offsets_batched = offsets.ndim() != 2;
+  in.offsets = static_cast<const T*>(
+      checked<T>(offsets, "offsets", in.offsets_batched ? layout.batch_shape : std::vector<int64_t>{},
+                 {in.num_joints, 3}));
+  in.root_translation =
+      root_translation ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
+                       : nullptr;
+  return in;
+}
+
+template <class T>
+bool forward(const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
+             const ConstArray& offsets, Array& world_rotations, Array& world_positions) {
+  Layout layout;
+  const FkInputs<T> in = make_inputs<T>(parents, rotations, root_translation, offsets, layout);
+  T* out_r = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
+  T* out_p = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
+  nb::gil_scoped_release release;
+  return fk_forward<T>(in, out_r, out_p);
+}
+
+template <class T>
+bool backward(const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,
+              const std::optional<ConstArray>& grad_world_rotations,
+              const std::optional<ConstArray>& grad_world_positions, Array& grad_rotations,
+              std::optional<Array>& grad_root_translation, Array& grad_offsets) {
+  Layout layout;
+  const FkInputs<T> in = make_inputs<T>(parents, rotations, std::nullopt, offsets, layout);
+  const int64_t J = in.num_joints;
+  const T* g_r = grad_world_rotations ? static_cast<const T*>(checked<T>(
+                                            *grad_world_rotations, "grad_world_rotations", layout.batch_shape, {J, 3, 3}))
+                                      : nullptr;
+  const T* g_p = grad_world_positions ? static_cast<const T*>(checked<T>(
+                                            *grad_world_positions, "grad_world_positions", layout.batch_shape, {J, 3}))
+                                      : nullptr;
+  FkGradients<T> grads{};
+  grads.rotations = static_cast<T*>(const_cast<void*>(
+      checked<T>(grad_rotations, "grad_rotations", layout.batch_shape, rotation_shape(layout.form, J))));
+  grads.root_translation =
+      grad_root_translation ? static_cast<T*>(const_cast<void*>(checked<T>(
+                                  *grad_root_translation, "grad_root_translation", layout.batch_shape, {3})))
+                            : nullptr;
+  grads.offsets = static_cast<T*>(const_cast<void*>(checked<T>(
+      grad_offsets, "grad_offsets", in.offsets_batched ? layout.batch_shape : std::vector<int64_t>{}, {J, 3})));
+  nb::gil_scoped_release release;
+  return fk_backward<T>(in, g_r, g_p, grads);
+}
+
+bool is_double(const ConstArray& rotations) {
+  if (rotations.dtype() == nb::dtype<double>()) return true;
+  if (rotations.dtype() == nb::dtype<float>()) return false;
+  throw nb::type_error("rotations must have dtype float32 or float64");
+}
+
+}  // namespace
+
+void bind_fk(nb::module_& m) {
+  m.def(
+      "fk_forward",
+      [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
+         const ConstArray& offsets, Array world_rotations, Array world_positions) {
+        return is_double(rotations)
+                   ? forward<double>(parents, rotations, root_translation, offsets, world_rotations, world_positions)
+                   : forward<float>(parents, rotations, root_translation, offsets, world_rotations, world_positions);
+      },
+      nb::arg("parents"), nb::arg("rotations"), nb::arg("root_translation").none(), nb::arg("offsets"),
+      nb::arg("world_rotations"), nb::arg("world_positions"),
+      "Batched forward kinematics into caller-allocated outputs. Returns False when an output is not finite.");
+  m.def(
+      "fk_backward",
+      [](const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,
+         const std::optional<ConstArray>& grad_world_rotations, const std::optional<ConstArray>& grad_world_positions,
+         Array grad_rotations, std::optional<Array> grad_root_translation, Array grad_offsets) {
+        return is_double(rotations)
+                   ? backward<double>(parents, rotations, offsets, grad_world_rotations, grad_world_positions,
+                                      grad_rotations, grad_root_translation, grad_offsets)
+                   : backward<float>(parents, rotations, offsets, grad_world_rotations, grad_world_positions,
+                                     grad_rotations, grad_root_translation, grad_offsets);
+      },
+      nb::arg("parents"), nb::arg("rotations"), nb::arg("offsets"), nb::arg("grad_world_rotations").none(),
+      nb::arg("grad_world_positions").none(), nb::arg("grad_rotations"), nb::arg("grad_root_translation").none(),
+      nb::arg("grad_offsets"),
+      "Vector-Jacobian product of fk_forward into caller-allocated gradients. Returns False when one is not finite.");
+}
+
+}  // namespace fastkin::bindings

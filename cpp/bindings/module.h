@@ -1,0 +1,7 @@
+#pragma once
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+
+namespace fastkin::bindings {
+void bind_fk(nanobind::module_& m);
+}

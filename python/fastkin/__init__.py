@@ -1,0 +1,63 @@
+"""fastkin: fast, exact kinematics for articulated characters.
+
+Batched forward kinematics with exact torch gradients (:func:`fk_batch`),
+rotation conversions (:mod:`fastkin.rotations`) and the :class:`Skeleton`
+that describes a joint hierarchy. See docs/ for conventions and examples.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import _core, rotations
+from .kinematics import fk_batch
+from .skeleton import Skeleton
+
+try:
+    __version__ = version("fastkin")
+except PackageNotFoundError:  # running from a source tree without metadata
+    __version__ = "0+unknown"
+
+__all__ = ["Skeleton", "fk_batch", "rotations", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+
+
+def set_num_threads(num_threads: int) -> None:
+    """Sets how many threads large batches use (default: all hardware
+    threads, or ``FASTKIN_NUM_THREADS``). Safe to call while other threads
+    run kernels. A single pose never uses the pool.
+
+    Example:
+        >>> import fastkin
+        >>> fastkin.set_num_threads(1); fastkin.get_num_threads()
+        1
+    """
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int):
+        raise TypeError(f"num_threads must be an int, got {type(num_threads).__name__}")
+    _core.set_num_threads(num_threads)
+
+
+def get_num_threads() -> int:
+    """The number of threads large batches may use.
+
+    Example:
+        >>> fastkin.get_num_threads() >= 1
+        True
+    """
+    return _core.get_num_threads()
+
+
+def build_info() -> dict:
+    """How this fastkin was built and what it runs with: version, the
+    instruction set the kernels use on this CPU (``"avx512"``, ``"avx2"`` or
+    ``"scalar"``; ``FASTKIN_ISA`` can cap it), the thread count and compiler.
+
+    Example:
+        >>> sorted(fastkin.build_info())
+        ['compiler', 'isa', 'num_threads', 'version']
+    """
+    return {
+        "version": __version__,
+        "isa": _core.isa(),
+        "num_threads": _core.get_num_threads(),
+        "compiler": _core.compiler,
+    }

@@ -1,0 +1,173 @@
+"""torch front door of fk_batch: custom ops over the compiled kernels for CPU
+tensors (forward and backward are both C++), a torch-native path for other
+devices. Imported on first use, so ``import fastkin`` never needs torch."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from . import _core
+from .kinematics import raise_nonfinite
+from .rotations import quat_to_matrix
+from .skeleton import Skeleton
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _batch_shape(rotations: torch.Tensor) -> tuple[int, ...]:
+    return tuple(rotations.shape[:-2] if rotations.shape[-1] == 4 else rotations.shape[:-3])
+
+
+@torch.library.custom_op("fastkin::fk", mutates_args=(), device_types="cpu")
+def fk_op(
+    parents: torch.Tensor, rotations: torch.Tensor, root_translation: Optional[torch.Tensor], offsets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """World rotations (..., J, 3, 3) and positions (..., J, 3); see fastkin.fk_batch."""
+    batch = _batch_shape(rotations)
+    num_joints = parents.shape[0]
+    world_rotations = rotations.new_empty(batch + (num_joints, 3, 3))
+    world_positions = rotations.new_empty(batch + (num_joints, 3))
+    root = None if root_translation is None else root_translation.contiguous()
+    if not _core.fk_forward(parents, rotations.contiguous(), root, offsets.contiguous(), world_rotations, world_positions):
+        raise_nonfinite(rotations, root_translation, offsets)
+    return world_rotations, world_positions
+
+
+@fk_op.register_fake
+def _fk_fake(parents, rotations, root_translation, offsets):
+    batch = _batch_shape(rotations)
+    num_joints = parents.shape[0]
+    return rotations.new_empty(batch + (num_joints, 3, 3)), rotations.new_empty(batch + (num_joints, 3))
+
+
+@torch.library.custom_op("fastkin::fk_backward", mutates_args=(), device_types="cpu")
+def fk_backward_op(
+    parents: torch.Tensor,
+    rotations: torch.Tensor,
+    offsets: torch.Tensor,
+    grad_world_rotations: Optional[torch.Tensor],
+    grad_world_positions: Optional[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients with respect to (rotations, root_translation, offsets) of fastkin::fk."""
+    grad_rotations = torch.empty_like(rotations, memory_format=torch.contiguous_format)
+    grad_root = rotations.new_empty(_batch_shape(rotations) + (3,))
+    grad_offsets = torch.empty_like(offsets, memory_format=torch.contiguous_format)
+    ok = _core.fk_backward(
+        parents,
+        rotations.contiguous(),
+        offsets.contiguous(),
+        None if grad_world_rotations is None else grad_world_rotations.contiguous(),
+        None if grad_world_positions is None else grad_world_positions.contiguous(),
+        grad_rotations,
+        grad_root,
+        grad_offsets,
+    )
+    if not ok:
+        raise ValueError("fk backward: the incoming gradient or the inputs are not finite")
+    return grad_rotations, grad_root, grad_offsets
+
+
+@fk_backward_op.register_fake
+def _fk_backward_fake(parents, rotations, offsets, grad_world_rotations, grad_world_positions):
+    return (
+        torch.empty_like(rotations),
+        rotations.new_empty(_batch_shape(rotations) + (3,)),
+        torch.empty_like(offsets),
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    parents, rotations, root_translation, offsets = inputs
+    ctx.save_for_backward(parents, rotations, offsets)
+    ctx.has_root = root_translation is not None
+
+
+def _backward(ctx, grad_world_rotations, grad_world_positions):
+    parents, rotations, offsets = ctx.saved_tensors
+    grad_rotations, grad_root, grad_offsets = fk_backward_op(
+        parents, rotations, offsets, grad_world_rotations, grad_world_positions
+    )
+    return None, grad_rotations, grad_root if ctx.has_root else None, grad_offsets
+
+
+fk_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fk_torch(skeleton: Skeleton, rotations, root_translation, offsets):
+    """fastkin.fk_batch for torch tensors (checks, then op or native path)."""
+    if rotations.dtype not in _FLOATS:
+        raise TypeError(f"rotations must be float32 or float64, got {rotations.dtype}")
+    dtype, device = rotations.dtype, rotations.device
+    offsets = _skeleton_tensor(skeleton, "offsets", dtype, device) if offsets is None else _like(offsets, "offsets", rotations)
+    if root_translation is not None:
+        root_translation = _like(root_translation, "root_translation", rotations)
+    _check_shapes(skeleton.num_joints, rotations, root_translation, offsets)
+    if device.type == "cpu":
+        parents = _skeleton_tensor(skeleton, "parents", torch.int32, device)
+        return fk_op(parents, rotations, root_translation, offsets)
+    return fk_torch_native(skeleton.parents.tolist(), rotations, root_translation, offsets)
+
+
+def fk_torch_native(parents: list[int], rotations, root_translation, offsets):
+    """fk in plain torch operations (autograd by torch): the path for CUDA and
+    other non-CPU tensors, with the same semantics as the compiled kernels."""
+    local = quat_to_matrix(rotations) if rotations.shape[-1] == 4 else rotations
+    num_joints = len(parents)
+    batch = local.shape[:-3]
+    offsets = offsets.expand(batch + (num_joints, 3)) if offsets.dim() == 2 else offsets
+    world_rotations: list = [None] * num_joints
+    world_positions: list = [None] * num_joints
+    for j, p in enumerate(parents):
+        if p < 0:
+            world_rotations[j] = local[..., j, :, :]
+            position = offsets[..., j, :]
+            world_positions[j] = position if root_translation is None else position + root_translation
+        else:
+            world_rotations[j] = world_rotations[p] @ local[..., j, :, :]
+            world_positions[j] = world_positions[p] + (world_rotations[p] @ offsets[..., j, :, None])[..., 0]
+    world_r = torch.stack(world_rotations, dim=-3)
+    world_p = torch.stack(world_positions, dim=-2)
+    if not torch.compiler.is_compiling() and not bool(torch.isfinite(world_p).all() and torch.isfinite(world_r).all()):
+        raise_nonfinite(rotations, root_translation, offsets)
+    return world_r, world_p
+
+
+def _skeleton_tensor(skeleton: Skeleton, what: str, dtype, device) -> torch.Tensor:
+    """The skeleton's parents or offsets as a tensor, cached per dtype/device."""
+    key = (what, dtype, device)
+    cached = skeleton._torch_cache.get(key)
+    if cached is None:
+        source = skeleton.parents if what == "parents" else skeleton.offsets
+        cached = torch.as_tensor(source.copy()).to(dtype=dtype, device=device)
+        skeleton._torch_cache[key] = cached
+    return cached
+
+
+def _like(value, name: str, rotations: torch.Tensor) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        return torch.as_tensor(value, dtype=rotations.dtype, device=rotations.device)
+    if value.dtype != rotations.dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but rotations are {rotations.dtype}: pass matching dtypes")
+    if value.device != rotations.device:
+        raise ValueError(f"{name} is on {value.device} but rotations are on {rotations.device}")
+    return value
+
+
+def _check_shapes(num_joints: int, rotations, root_translation, offsets) -> None:
+    shape = tuple(rotations.shape)
+    if len(shape) >= 2 and shape[-2:] == (num_joints, 4):
+        batch = shape[:-2]
+    elif len(shape) >= 3 and shape[-3:] == (num_joints, 3, 3):
+        batch = shape[:-3]
+    else:
+        raise ValueError(
+            f"rotations must have shape (..., {num_joints}, 4) or (..., {num_joints}, 3, 3), got {shape}"
+        )
+    if root_translation is not None and tuple(root_translation.shape) != batch + (3,):
+        raise ValueError(f"root_translation must have shape {batch + (3,)}, got {tuple(root_translation.shape)}")
+    if tuple(offsets.shape) not in ((num_joints, 3), batch + (num_joints, 3)):
+        raise ValueError(
+            f"offsets must have shape {(num_joints, 3)} or {batch + (num_joints, 3)}, got {tuple(offsets.shape)}"
+        )

@@ -1,0 +1,107 @@
+"""Batched forward kinematics: numpy in -> numpy out, torch in -> torch out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._backend import is_torch
+from .skeleton import Skeleton
+
+__all__ = ["fk_batch"]
+
+_FLOATS = (np.float32, np.float64)
+
+
+def fk_batch(
+    skeleton: Skeleton,
+    rotations: Any,
+    root_translation: Any | None = None,
+    *,
+    offsets: Any | None = None,
+) -> tuple[Any, Any]:
+    """World rotations and positions of every joint for a batch of poses.
+
+    Args:
+        skeleton: the :class:`fastkin.Skeleton`.
+        rotations: local rotations, ``(..., J, 4)`` xyzw quaternions (used
+            as ``q / |q|``) or ``(..., J, 3, 3)`` matrices; any leading batch
+            shape; float32 or float64.
+        root_translation: optional ``(..., 3)``, added to each root's offset.
+        offsets: optional ``(J, 3)`` or ``(..., J, 3)`` local translations
+            replacing ``skeleton.offsets`` (e.g. to optimise bone lengths).
+
+    Returns:
+        ``(world_rotations (..., J, 3, 3), world_positions (..., J, 3))`` in
+        the dtype of ``rotations``; ``W_j = W_parent(j) [R_j | offset_j]``.
+
+    numpy arrays give numpy arrays (a contiguous input is never copied).
+    torch tensors give tensors that are differentiable with respect to
+    ``rotations``, ``root_translation`` and ``offsets``; CPU tensors run the
+    compiled kernels through ``torch.ops.fastkin.fk`` (usable under
+    ``torch.compile``), other devices a torch-native path with the same
+    semantics.
+
+    Example:
+        >>> import numpy as np, fastkin
+        >>> arm = fastkin.Skeleton([-1, 0, 1], [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
+        >>> bend = fastkin.rotations.axis_angle_to_quat(np.array([[0, 0, 0], [0, 0, np.pi / 2], [0, 0, 0]]))
+        >>> world_rotations, world_positions = fastkin.fk_batch(arm, bend)
+        >>> world_positions.round(6)
+        array([[0., 0., 0.],
+               [1., 0., 0.],
+               [1., 1., 0.]])
+    """
+    if not isinstance(skeleton, Skeleton):
+        raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
+    if is_torch(rotations):
+        from ._torch_ops import fk_torch
+
+        return fk_torch(skeleton, rotations, root_translation, offsets)
+    rotations = _float_array(rotations, "rotations", None)
+    dtype = rotations.dtype
+    offsets = skeleton.offsets_as(dtype) if offsets is None else _float_array(offsets, "offsets", dtype)
+    if root_translation is not None:
+        root_translation = _float_array(root_translation, "root_translation", dtype)
+    shape = rotations.shape
+    batch = shape[:-2] if shape[-1:] == (4,) else shape[:-3]
+    num_joints = skeleton.num_joints
+    world_rotations = np.empty(batch + (num_joints, 3, 3), dtype)
+    world_positions = np.empty(batch + (num_joints, 3), dtype)
+    if not _core.fk_forward(skeleton.parents, rotations, root_translation, offsets, world_rotations, world_positions):
+        raise_nonfinite(rotations, root_translation, offsets)
+    return world_rotations, world_positions
+
+
+def raise_nonfinite(rotations: Any, root_translation: Any, offsets: Any) -> None:
+    """Raises the ValueError for an fk call whose output was not finite,
+    naming the argument responsible (numpy arrays or torch tensors)."""
+    for name, value in (("rotations", rotations), ("root_translation", root_translation), ("offsets", offsets)):
+        if value is not None and not bool((value == value).all() and (abs(value) != float("inf")).all()):
+            raise ValueError(f"{name} must be finite (it holds NaN or infinity)")
+    if rotations.shape[-1] == 4:
+        raise ValueError("rotations holds a zero quaternion, which is no rotation")
+    raise ValueError("fk overflowed: rotations or offsets are too large for the dtype")
+
+
+def _float_array(value: Any, name: str, dtype: Any) -> np.ndarray:
+    """A C-contiguous float array (no copy when already one). dtype None:
+    float32/float64 required; else an ndarray of another dtype is an error
+    and other values (lists, scalars) are converted."""
+    if not isinstance(value, np.ndarray):
+        if dtype is None:
+            value = np.asarray(value)
+            if value.dtype.kind in "iub":
+                raise TypeError(f"{name} must be float32 or float64, got dtype {value.dtype}")
+        else:
+            value = np.asarray(value, dtype=dtype)
+    if dtype is None:
+        if value.dtype not in _FLOATS:
+            raise TypeError(f"{name} must be float32 or float64, got dtype {value.dtype}")
+    elif value.dtype != dtype:
+        raise TypeError(f"{name} has dtype {value.dtype} but rotations are {np.dtype(dtype)}: pass matching dtypes")
+    if not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+    return value
