@@ -118,7 +118,7 @@ def matrix_to_quat(matrices: Any) -> Any:
     for k in range(3):
         chosen = xp.where(best == k, candidates[k], chosen)
     q = chosen / xp.sqrt(xp.sum(chosen * chosen, -1, keepdims=True))
-    return q * xp.where(q[..., 3:] < 0, -1.0, 1.0)
+    return xp.where(q[..., 3:] < 0, -q, q)  # flip by selection: keeps q's dtype
 
 
 def axis_angle_to_quat(axis_angle: Any) -> Any:
@@ -150,7 +150,7 @@ def quat_to_axis_angle(quaternions: Any) -> Any:
     q = as_float_array(quaternions, "quaternions", (4,))
     xp = namespace(q)
     q = quat_normalize(q)
-    q = q * xp.where(q[..., 3:] < 0, -1.0, 1.0)
+    q = xp.where(q[..., 3:] < 0, -q, q)
     v, w = q[..., :3], q[..., 3:]
     s2 = xp.sum(v * v, -1, keepdims=True)
     big = s2 > _SMALL_ANGLE**2
@@ -297,11 +297,18 @@ def quat_to_euler(quaternions: Any, order: str) -> Any:
     middle = 2.0 * _safe_atan2(xp, _safe_sqrt(xp, cd2), _safe_sqrt(xp, ab2))
     half_sum = _safe_atan2(xp, b, a)
     half_diff = _safe_atan2(xp, d, c)
-    lock = 1e3 * xp.eps(q)
+    # Exact gimbal lock leaves c, d (or a, b) at a few ulps; a wider window would cost accuracy, as
+    # zeroing the third angle moves the rotation by about the middle angle's distance from the lock.
+    lock = 10.0 * xp.eps(q)
     near_zero = cd2 <= lock * lock  # middle angle ~ 0
     near_pi = ab2 <= lock * lock  # middle angle ~ pi
-    first = xp.where(near_zero, 2.0 * half_sum, xp.where(near_pi, -2.0 * half_diff, half_sum - half_diff))
-    third = xp.where(near_zero | near_pi, 0.0 * half_sum, half_sum + half_diff)
+    # At gimbal lock only first + third (middle ~ 0) or first - third (middle ~ pi) is determined;
+    # the sequence's own third angle (the first one here when intrinsic, reversed) is set to 0.
+    locked = near_zero | near_pi
+    lock_angle = xp.where(near_zero, 2.0 * half_sum, (-2.0 if extrinsic else 2.0) * half_diff)
+    zero = 0.0 * half_sum
+    first = xp.where(locked, lock_angle if extrinsic else zero, half_sum - half_diff)
+    third = xp.where(locked, zero if extrinsic else lock_angle, half_sum + half_diff)
     if not proper:
         third = third * sign
         middle = middle - xp.pi / 2
@@ -371,14 +378,22 @@ def quat_slerp(q0: Any, q1: Any, t: Any) -> Any:
     else:
         t = t[..., None]
     dot = xp.sum(q0 * q1, -1, keepdims=True)
-    q1 = q1 * xp.where(dot < 0, -1.0, 1.0)
-    dot = xp.abs(dot)
-    close = dot > 1.0 - 1e-6
-    theta = xp.acos(xp.clip(xp.where(close, 0.0, dot), -1.0, 1.0))
-    sin_theta = xp.sin(theta)
-    w0 = xp.where(close, 1.0 - t, xp.sin((1.0 - t) * theta) / sin_theta)
-    w1 = xp.where(close, t, xp.sin(t * theta) / sin_theta)
-    return quat_normalize(w0 * q0 + w1 * q1)
+    q1 = xp.where(dot < 0, -q1, q1)
+    # The angle between q0 and q1 on the unit sphere, from the two chords: accurate at every angle
+    # (acos of the dot product loses half the digits near 0). |q0 + q1| >= sqrt(2) here.
+    chord = _safe_sqrt(xp, xp.sum((q1 - q0) * (q1 - q0), -1, keepdims=True))
+    theta = 2.0 * xp.atan2(chord, xp.sqrt(xp.sum((q1 + q0) * (q1 + q0), -1, keepdims=True)))
+    small = theta < _SMALL_ANGLE
+    theta_big = xp.where(small, 1.0, theta)
+    sin_theta = xp.sin(theta_big)
+    theta2 = theta * theta
+
+    def weight(s):
+        # sin(s theta) / sin(theta), by its Taylor series for small theta.
+        series = s * (1.0 + (1.0 - s * s) * theta2 / 6.0 + (1.0 - s * s) * (7.0 - 3.0 * s * s) * theta2 * theta2 / 360.0)
+        return xp.where(small, series, xp.sin(s * theta_big) / sin_theta)
+
+    return quat_normalize(weight(1.0 - t) * q0 + weight(t) * q1)
 
 
 def quat_apply(quaternions: Any, vectors: Any) -> Any:

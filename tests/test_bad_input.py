@@ -1,0 +1,84 @@
+"""Bad input to fk_batch and the raw bindings: each case runs in its own
+subprocess, so a crash (segfault, abort) fails the test instead of the run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SETUP = """
+import numpy as np, fastkin
+from fastkin import _core
+sk = fastkin.Skeleton([-1, 0, 1, 1], np.ones((4, 3)))
+q = np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (5, 4, 1))
+"""
+
+# (code, expected exception type, text the message must contain)
+CASES = {
+    "wrong_joint_count": ("fastkin.fk_batch(sk, np.zeros((5, 3, 4)))", "ValueError", "rotations must have shape (..., 4, 4)"),
+    "wrong_trailing_shape": ("fastkin.fk_batch(sk, np.zeros((5, 4, 3)))", "ValueError", "rotations must have shape"),
+    "scalar_rotations": ("fastkin.fk_batch(sk, np.float64(1.0))", "ValueError", "rotations"),
+    "integer_rotations": ("fastkin.fk_batch(sk, np.zeros((5, 4, 4), dtype=np.int64))", "TypeError", "rotations must be float32 or float64"),
+    "float16_rotations": ("fastkin.fk_batch(sk, q.astype(np.float16))", "TypeError", "rotations must be float32 or float64"),
+    "complex_rotations": ("fastkin.fk_batch(sk, q.astype(complex))", "TypeError", "rotations"),
+    "dtype_mismatch_root": ("fastkin.fk_batch(sk, q.astype(np.float32), np.zeros((5, 3)))", "TypeError", "root_translation has dtype float64"),
+    "dtype_mismatch_offsets": ("fastkin.fk_batch(sk, q.astype(np.float32), offsets=np.ones((4, 3)))", "TypeError", "offsets has dtype float64"),
+    "root_wrong_shape": ("fastkin.fk_batch(sk, q, np.zeros((4, 3)))", "ValueError", "root_translation must have shape (5, 3)"),
+    "offsets_wrong_shape": ("fastkin.fk_batch(sk, q, offsets=np.zeros((3, 3)))", "ValueError", "offsets must have shape"),
+    "offsets_wrong_batch": ("fastkin.fk_batch(sk, q, offsets=np.zeros((2, 4, 3)))", "ValueError", "offsets must have shape (5, 4, 3)"),
+    "nan_rotation": ("q[2, 1, 0] = np.nan; fastkin.fk_batch(sk, q)", "ValueError", "rotations must be finite"),
+    "inf_root": ("fastkin.fk_batch(sk, q, np.full((5, 3), np.inf))", "ValueError", "root_translation must be finite"),
+    "nan_offsets": ("fastkin.fk_batch(sk, q, offsets=np.full((4, 3), np.nan))", "ValueError", "offsets must be finite"),
+    "zero_quaternion": ("q[1, 2] = 0; fastkin.fk_batch(sk, q)", "ValueError", "zero quaternion"),
+    "not_a_skeleton": ("fastkin.fk_batch([-1, 0], q)", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "cyclic_parents": ("fastkin.Skeleton([-1, 2, 1], np.zeros((3, 3)))", "ValueError", "topological"),
+    "raw_bad_parents": ("_core.fk_forward(np.array([-1, 5, 0, 0], np.int32), q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3)), np.empty((5, 4, 3)))", "ValueError", "parents[1] = 5"),
+    "raw_parents_dtype": ("_core.fk_forward(np.array([-1, 0, 1, 1]), q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3)), np.empty((5, 4, 3)))", "TypeError", "parents must be a 1-D int32"),
+    "raw_output_too_small": ("_core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((4, 4, 3, 3)), np.empty((5, 4, 3)))", "ValueError", "world_rotations must have shape (5, 4, 3, 3)"),
+    "raw_output_strided": ("_core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 6))[..., ::2], np.empty((5, 4, 3)))", "ValueError", "world_rotations must be C-contiguous"),
+    "raw_output_dtype": ("_core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3), np.float32), np.empty((5, 4, 3)))", "TypeError", "world_rotations must have dtype float64"),
+    "raw_read_only_output": ("o = np.empty((5, 4, 3)); o.setflags(write=False); _core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3)), o)", "TypeError", "fk_forward"),
+    "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
+    "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
+}
+
+RUNNER = SETUP + """
+import sys
+try:
+{code}
+except Exception as error:
+    print("RESULT", type(error).__name__)
+    print(error)
+else:
+    print("RESULT no error")
+"""
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_gives_a_clear_error(name):
+    code, error_type, text = CASES[name]
+    program = RUNNER.format(code=textwrap.indent(code, "    "))
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"interpreter died ({result.returncode}): {result.stderr[-2000:]}"
+    kind, _, message = result.stdout.split("RESULT ", 1)[-1].partition("\n")
+    assert kind == error_type, f"expected {error_type}, got {result.stdout!r} {result.stderr[-500:]}"
+    assert text in message, f"message {message!r} lacks {text!r}"
+
+
+def test_non_contiguous_and_list_inputs_are_accepted():
+    program = SETUP + textwrap.dedent(
+        """
+        wide = np.zeros((5, 4, 8)); wide[..., ::2] = q
+        a = fastkin.fk_batch(sk, wide[..., ::2])
+        b = fastkin.fk_batch(sk, q)
+        c = fastkin.fk_batch(sk, q.tolist(), [[1.0, 2.0, 3.0]] * 5)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert np.allclose(c[1], b[1] + [1.0, 2.0, 3.0])
+        print("RESULT ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().endswith("RESULT ok"), result.stderr[-2000:]
