@@ -61,18 +61,30 @@ inline V zip(V a, V b, std::index_sequence<I...>) {
   return __builtin_shufflevector(a, b, ((I % 2) ? W : 0) + Half * (W / 2) + int(I / 2)...);
 }
 
-// In-register transpose of a W x W tile: log2(W) rounds of perfect shuffles.
-template <class T, int W>
-inline void transpose_tile(Vec<T, W>* v) {
-  using Index = std::make_index_sequence<W>;
-  for (int round = 1; round < W; round *= 2) {
+// One round of perfect shuffles, then the remaining ones: log2(W) rounds
+// transpose a W x W tile. Written as straight-line code (recursion, full
+// unrolling) so the tile stays in registers.
+template <class T, int W, int Rounds>
+inline void shuffle_rounds(Vec<T, W>* v) {
+  if constexpr (Rounds > 0) {
+    using Index = std::make_index_sequence<W>;
     Vec<T, W> t[W];
+#pragma GCC unroll 16
     for (int i = 0; i < W / 2; ++i) {
       t[2 * i] = zip<0>(v[i], v[i + W / 2], Index{});
       t[2 * i + 1] = zip<1>(v[i], v[i + W / 2], Index{});
     }
+    shuffle_rounds<T, W, Rounds - 1>(t);
+#pragma GCC unroll 16
     for (int i = 0; i < W; ++i) v[i] = t[i];
   }
+}
+
+constexpr int log2_of(int w) { return w <= 1 ? 0 : 1 + log2_of(w / 2); }
+
+template <class T, int W>
+inline void transpose_tile(Vec<T, W>* v) {
+  shuffle_rounds<T, W, log2_of(W)>(v);
 }
 
 // Row c of dst gets value c of each lane's pose row (src + pose * cols).
@@ -82,8 +94,10 @@ inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* ds
   if constexpr (W > 1) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
+#pragma GCC unroll 16
       for (int l = 0; l < W; ++l) __builtin_memcpy(&v[l], src + pose[l] * cols + c0, sizeof(v[l]));
       transpose_tile<T, W>(v);
+#pragma GCC unroll 16
       for (int k = 0; k < W; ++k) dst[c0 + k] = v[k];
     }
   }
@@ -105,9 +119,12 @@ inline void unstage(const Vec<T, W>* src, const int64_t* pose, int count, int64_
   if constexpr (W > 1) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
+#pragma GCC unroll 16
       for (int k = 0; k < W; ++k) v[k] = src[c0 + k];
       transpose_tile<T, W>(v);
-      for (int l = 0; l < count; ++l) __builtin_memcpy(row(l) + c0, &v[l], sizeof(v[l]));
+#pragma GCC unroll 16
+      for (int l = 0; l < W; ++l)
+        if (l < count) __builtin_memcpy(row(l) + c0, &v[l], sizeof(v[l]));
     }
   }
   for (; c0 < cols; ++c0)

@@ -1,0 +1,34 @@
+"""The examples in docstrings and docs/*.md run, so they cannot rot."""
+
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastkin
+from fastkin import kinematics, rotations, skeleton
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.mark.parametrize("module", [fastkin, kinematics, rotations, skeleton], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    globs = {"np": np, "fastkin": fastkin, **vars(module)}
+    result = doctest.testmod(module, globs=globs, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=lambda p: p.name)
+def test_docs_examples(page):
+    result = doctest.testfile(str(page), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_every_public_function_has_an_example():
+    public = [getattr(fastkin, n) for n in fastkin.__all__ if callable(getattr(fastkin, n))]
+    public += [getattr(rotations, n) for n in rotations.__all__]
+    missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
+    assert not missing, f"no example in the docstring of {missing}"
