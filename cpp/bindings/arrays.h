@@ -5,6 +5,7 @@
 #include <nanobind/ndarray.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -34,20 +35,29 @@ void require_c_contiguous(const A& a, const char* name) {
   }
 }
 
-// Checks dtype == T and that the shape is `leading` followed by `trailing`.
+// Checks dtype == T and that the shape is `leading` followed by `trailing`
+// (no allocation unless the check fails: this runs on every call).
 template <class T, class A>
 const void* checked(const A& a, const char* name, const std::vector<int64_t>& leading,
-                    const std::vector<int64_t>& trailing) {
+                    std::initializer_list<int64_t> trailing) {
   if (a.dtype() != nb::dtype<T>())
     throw nb::type_error((std::string(name) + " must have dtype " + (sizeof(T) == 4 ? "float32" : "float64") +
                           " like the rotations")
                              .c_str());
-  std::vector<int64_t> want = leading;
-  want.insert(want.end(), trailing.begin(), trailing.end());
-  if (shape_of(a) != want)
+  bool match = a.ndim() == leading.size() + trailing.size();
+  for (size_t i = 0; match && i < leading.size(); ++i) match = static_cast<int64_t>(a.shape(i)) == leading[i];
+  size_t i = leading.size();
+  for (int64_t d : trailing) {
+    if (!match) break;
+    match = static_cast<int64_t>(a.shape(i++)) == d;
+  }
+  if (!match) {
+    std::vector<int64_t> want = leading;
+    want.insert(want.end(), trailing.begin(), trailing.end());
     throw nb::value_error((std::string(name) + " must have shape " + shape_string(want) + ", got " +
                            shape_string(shape_of(a)))
                               .c_str());
+  }
   require_c_contiguous(a, name);
   return a.data();
 }

@@ -7,6 +7,8 @@
 namespace fastkin::bindings {
 namespace {
 
+const std::vector<int64_t> kNoBatch;
+
 // The batch shape and rotation form read off `rotations` for J joints.
 struct Layout {
   std::vector<int64_t> batch_shape;
@@ -35,8 +37,10 @@ Layout rotation_layout(const ConstArray& rotations, int64_t num_joints) {
   return layout;
 }
 
-std::vector<int64_t> rotation_shape(RotationForm form, int64_t num_joints) {
-  return form == RotationForm::Quaternion ? std::vector<int64_t>{num_joints, 4} : std::vector<int64_t>{num_joints, 3, 3};
+template <class T, class A>
+const void* checked_rotations(const A& a, const char* name, const Layout& layout, int64_t num_joints) {
+  return layout.form == RotationForm::Quaternion ? checked<T>(a, name, layout.batch_shape, {num_joints, 4})
+                                                 : checked<T>(a, name, layout.batch_shape, {num_joints, 3, 3});
 }
 
 template <class T>
@@ -50,11 +54,10 @@ FkInputs<T> make_inputs(const ConstArray& parents, const ConstArray& rotations,
   in.batch = layout.batch;
   in.form = layout.form;
   in.rotations = static_cast<const T*>(
-      checked<T>(rotations, "rotations", layout.batch_shape, rotation_shape(layout.form, in.num_joints)));
+      checked_rotations<T>(rotations, "rotations", layout, in.num_joints));
   in.offsets_batched = offsets.ndim() != 2;
   in.offsets = static_cast<const T*>(
-      checked<T>(offsets, "offsets", in.offsets_batched ? layout.batch_shape : std::vector<int64_t>{},
-                 {in.num_joints, 3}));
+      checked<T>(offsets, "offsets", in.offsets_batched ? layout.batch_shape : kNoBatch, {in.num_joints, 3}));
   in.root_translation =
       root_translation ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
                        : nullptr;
@@ -90,13 +93,13 @@ bool backward(const ConstArray& parents, const ConstArray& rotations, const Cons
                                       : nullptr;
   FkGradients<T> grads{};
   grads.rotations = static_cast<T*>(const_cast<void*>(
-      checked<T>(grad_rotations, "grad_rotations", layout.batch_shape, rotation_shape(layout.form, J))));
+      checked_rotations<T>(grad_rotations, "grad_rotations", layout, J)));
   grads.root_translation =
       grad_root_translation ? static_cast<T*>(const_cast<void*>(checked<T>(
                                   *grad_root_translation, "grad_root_translation", layout.batch_shape, {3})))
                             : nullptr;
   grads.offsets = static_cast<T*>(const_cast<void*>(checked<T>(
-      grad_offsets, "grad_offsets", in.offsets_batched ? layout.batch_shape : std::vector<int64_t>{}, {J, 3})));
+      grad_offsets, "grad_offsets", in.offsets_batched ? layout.batch_shape : kNoBatch, {J, 3})));
   nb::gil_scoped_release release;
   return fk_backward<T>(in, g_r, g_p, grads);
 }

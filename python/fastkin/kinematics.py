@@ -12,8 +12,6 @@ from .skeleton import Skeleton
 
 __all__ = ["fk_batch"]
 
-_FLOATS = (np.float32, np.float64)
-
 
 def fk_batch(
     skeleton: Skeleton,
@@ -56,7 +54,7 @@ def fk_batch(
     """
     if not isinstance(skeleton, Skeleton):
         raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
-    if is_torch(rotations):
+    if type(rotations) is not np.ndarray and is_torch(rotations):
         from ._torch_ops import fk_torch
 
         return fk_torch(skeleton, rotations, root_translation, offsets)
@@ -98,7 +96,7 @@ def _float_array(value: Any, name: str, dtype: Any) -> np.ndarray:
         else:
             value = np.asarray(value, dtype=dtype)
     if dtype is None:
-        if value.dtype not in _FLOATS:
+        if value.dtype.char not in "fd":  # float32, float64
             raise TypeError(f"{name} must be float32 or float64, got dtype {value.dtype}")
     elif value.dtype != dtype:
         raise TypeError(f"{name} has dtype {value.dtype} but rotations are {np.dtype(dtype)}: pass matching dtypes")

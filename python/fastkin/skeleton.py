@@ -176,7 +176,7 @@ class Skeleton:
 
     def offsets_as(self, dtype: Any) -> np.ndarray:
         """The offsets as float32 or float64 (cached; no copy per call)."""
-        return self._offsets32 if np.dtype(dtype) == np.float32 else self._offsets
+        return self._offsets32 if np.dtype(dtype).char == "f" else self._offsets
 
     def __repr__(self) -> str:
         roots = ", ".join(self._names[r] for r in self.roots)
