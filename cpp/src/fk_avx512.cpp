@@ -1,21 +1,9 @@
-// fk kernels built with the avx512 instruction set flags (see CMakeLists.txt).
-// float blocks are 8 lanes: measured faster here than 16 (the 16 x 16
-// transposes spill registers), while still using AVX-512 instructions.
+// fk kernels built with AVX-512 flags (see CMakeLists.txt). float blocks are
+// 8 lanes: measured faster here than 16 (the 16 x 16 transposes spill
+// registers), while still using AVX-512 instructions and registers.
 #include "fk_kernels.h"
 
 #define FASTKIN_ISA_NS avx512
 #include "fk_block.inl"
 
-namespace fastkin::detail {
-
-template <>
-FkKernel<float> fk_kernel_avx512<float>() {
-  return avx512::make_kernel<float, 8>();
-}
-
-template <>
-FkKernel<double> fk_kernel_avx512<double>() {
-  return avx512::make_kernel<double, 8>();
-}
-
-}  // namespace fastkin::detail
+FASTKIN_EXPORT_KERNELS(avx512, 8, 8)

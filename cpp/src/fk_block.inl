@@ -408,3 +408,13 @@ FkKernel<T> make_kernel() {
 
 }  // namespace
 }  // namespace fastkin::detail::FASTKIN_ISA_NS
+
+// The including file exports its kernels with
+// FASTKIN_EXPORT_KERNELS(namespace, float lanes, double lanes).
+#define FASTKIN_EXPORT_KERNELS(NS, FLOAT_LANES, DOUBLE_LANES)                                   \
+  namespace fastkin::detail {                                                                  \
+  template <>                                                                                  \
+  FkKernel<float> fk_kernel_##NS<float>() { return NS::make_kernel<float, FLOAT_LANES>(); }    \
+  template <>                                                                                  \
+  FkKernel<double> fk_kernel_##NS<double>() { return NS::make_kernel<double, DOUBLE_LANES>(); } \
+  }
