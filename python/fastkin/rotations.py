@@ -344,7 +344,7 @@ def quat_inverse(quaternions: Any) -> Any:
     """
     q = as_float_array(quaternions, "quaternions", (4,))
     xp = namespace(q)
-    conj = xp.concat([-q[..., :3], q[..., 3:]], -1)
+    conj = xp.concat([0.0 - q[..., :3], q[..., 3:]], -1)  # 0 - x: no -0.0 for a zero component
     return conj / xp.sum(q * q, -1, keepdims=True)
 
 
@@ -370,8 +370,8 @@ def quat_slerp(q0: Any, q1: Any, t: Any) -> Any:
         >>> quat_to_axis_angle(quat_slerp(np.array([0.0, 0.0, 0.0, 1.0]), q1, 0.25)).round(6)
         array([0.  , 0.  , 0.25])
     """
-    q0 = quat_normalize(q0)
-    q1 = quat_normalize(q1)
+    q0 = quat_normalize(as_float_array(q0, "q0", (4,)))
+    q1 = quat_normalize(as_float_array(q1, "q1", (4,)))
     xp = namespace(q0)
     if namespace(t) is not xp or not hasattr(t, "shape"):
         t = q0[..., :1] * 0.0 + t  # a scalar or list: same library and dtype as q0
@@ -418,7 +418,7 @@ def geodesic_angle(r1: Any, r2: Any) -> Any:
     xyzw quaternions ``(..., 4)``; the result has shape ``(...)``.
 
     Example:
-        >>> geodesic_angle(np.eye(3), np.diag([1.0, -1.0, -1.0])).round(6)
+        >>> print(geodesic_angle(np.eye(3), np.diag([1.0, -1.0, -1.0])).round(6))
         3.141593
     """
     xp_probe = r1 if hasattr(r1, "shape") else r2
