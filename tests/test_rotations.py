@@ -229,20 +229,20 @@ def test_quat_and_matrix_to_axis_angle_vs_scipy(backend, dtype, shape):
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol(dtype))
 
 
-@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("backend,dtype", CASES, ids=CASE_IDS)
-def test_euler_to_matrix_and_quat_vs_scipy(order, backend, dtype):
+def test_euler_to_matrix_and_quat_vs_scipy(backend, dtype):
     rng = np.random.default_rng(5)
     shape = (2, 3)
-    angles = rng.uniform(-2 * np.pi, 2 * np.pi, size=shape + (3,))
-    ref_r = Rotation.from_euler(order, exact(angles, dtype).reshape(-1, 3))
-    m = back(rot.euler_to_matrix(to_backend(angles, backend, dtype), order), backend, dtype)
-    assert m.shape == shape + (3, 3)
-    np.testing.assert_allclose(m, ref_r.as_matrix().reshape(shape + (3, 3)), rtol=0, atol=tol(dtype))
-    q = back(rot.euler_to_quat(to_backend(angles, backend, dtype), order), backend, dtype)
-    assert q.shape == shape + (4,)
-    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=tol(dtype))
-    assert_quat_close(q, ref_r.as_quat(), tol(dtype))
+    for order in ORDERS:
+        angles = rng.uniform(-2 * np.pi, 2 * np.pi, size=shape + (3,))
+        ref_r = Rotation.from_euler(order, exact(angles, dtype).reshape(-1, 3))
+        m = back(rot.euler_to_matrix(to_backend(angles, backend, dtype), order), backend, dtype)
+        assert m.shape == shape + (3, 3)
+        np.testing.assert_allclose(m, ref_r.as_matrix().reshape(shape + (3, 3)), rtol=0, atol=tol(dtype), err_msg=order)
+        q = back(rot.euler_to_quat(to_backend(angles, backend, dtype), order), backend, dtype)
+        assert q.shape == shape + (4,)
+        np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=tol(dtype), err_msg=order)
+        assert_quat_close(q, ref_r.as_quat(), tol(dtype))
 
 
 def test_euler_single_axis_conventions():
@@ -269,55 +269,61 @@ def test_euler_single_axis_conventions():
     np.testing.assert_allclose(rot.quat_to_matrix(np.array([0, 0, np.sqrt(0.5), np.sqrt(0.5)])) @ [1, 0, 0], [0, 1, 0], atol=1e-15)
 
 
-@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("backend,dtype", CASES, ids=CASE_IDS)
-def test_matrix_and_quat_to_euler_vs_scipy(order, backend, dtype):
+def test_matrix_and_quat_to_euler_vs_scipy(backend, dtype):
+    """Away from gimbal lock, all 24 orders: scipy's angles, which are also the angles the rotations
+    were built from (unique in the documented ranges)."""
     rng = np.random.default_rng(6)
-    angles = euler_samples(rng, order, 6).reshape(2, 3, 3)
-    r = Rotation.from_euler(order, angles.reshape(-1, 3))
-    m = r.as_matrix().reshape(2, 3, 3, 3)
-    q = r.as_quat().reshape(2, 3, 4)
-    q = q * rng.choice([-1.0, 1.0], size=(2, 3, 1)) * rng.uniform(0.5, 2.0, size=(2, 3, 1))
-    ref_m = sp_mat(exact(m, dtype)).as_euler(order).reshape(2, 3, 3)
-    ref_q = sp(exact(q, dtype)).as_euler(order).reshape(2, 3, 3)
-    for out, ref in [
-        (rot.matrix_to_euler(to_backend(m, backend, dtype), order), ref_m),
-        (rot.quat_to_euler(to_backend(q, backend, dtype), order), ref_q),
-    ]:
-        out = back(out, backend, dtype)
-        assert out.shape == (2, 3, 3)
-        np.testing.assert_allclose(wrapped(out - ref), 0.0, atol=tol(dtype))
-        # and they are the angles the rotations were made from (unique in these ranges)
-        np.testing.assert_allclose(wrapped(out - angles), 0.0, atol=tol(dtype) * 10)
-        assert np.all(np.abs(out) <= np.pi)
-        if is_proper(order):
-            assert np.all((out[..., 1] >= 0) & (out[..., 1] <= np.pi))
-        else:
-            assert np.all(np.abs(out[..., 1]) <= np.pi / 2)
+    for order in ORDERS:
+        angles = euler_samples(rng, order, 6).reshape(2, 3, 3)
+        r = Rotation.from_euler(order, angles.reshape(-1, 3))
+        m = r.as_matrix().reshape(2, 3, 3, 3)
+        q = r.as_quat().reshape(2, 3, 4)
+        q = q * rng.choice([-1.0, 1.0], size=(2, 3, 1)) * rng.uniform(0.5, 2.0, size=(2, 3, 1))
+        ref_m = sp_mat(exact(m, dtype)).as_euler(order).reshape(2, 3, 3)
+        ref_q = sp(exact(q, dtype)).as_euler(order).reshape(2, 3, 3)
+        for out, ref in [
+            (rot.matrix_to_euler(to_backend(m, backend, dtype), order), ref_m),
+            (rot.quat_to_euler(to_backend(q, backend, dtype), order), ref_q),
+        ]:
+            out = back(out, backend, dtype)
+            assert out.shape == (2, 3, 3)
+            np.testing.assert_allclose(wrapped(out - ref), 0.0, atol=tol(dtype), err_msg=order)
+            np.testing.assert_allclose(wrapped(out - angles), 0.0, atol=tol(dtype) * 10, err_msg=order)
+            assert np.all(np.abs(out) <= np.pi), order
+            if is_proper(order):
+                assert np.all((out[..., 1] >= 0) & (out[..., 1] <= np.pi)), order
+            else:
+                assert np.all(np.abs(out[..., 1]) <= np.pi / 2), order
 
 
-@pytest.mark.parametrize("order", ORDERS)
-def test_euler_round_trip_near_lock_float64(order):
+def lock_samples(rng, order, offsets, n):
+    """(len(lock_middles) * len(offsets) * n, 3) angles whose middle is ``offset`` inside each lock."""
+    rows = []
+    for middle in lock_middles(order):
+        for offset in offsets:
+            angles = rng.uniform(-np.pi, np.pi, size=(n, 3))
+            angles[:, 1] = middle + (offset if middle <= 0 else -offset)
+            rows.append(angles)
+    return np.concatenate(rows)
+
+
+def test_euler_round_trip_near_lock_float64():
     """Close to gimbal lock the angles are ill-conditioned but the rotation is not."""
     rng = np.random.default_rng(8)
-    for middle in lock_middles(order):
-        for offset in [1e-12, 1e-9, 1e-6, 1e-3]:
-            angles = rng.uniform(-np.pi, np.pi, size=(4, 3))
-            angles[:, 1] = middle + (offset if middle <= 0 else -offset)
-            m = Rotation.from_euler(order, angles).as_matrix()
-            out = rot.matrix_to_euler(m, order)
-            np.testing.assert_allclose(Rotation.from_euler(order, out).as_matrix(), m, atol=1e-12)
-            np.testing.assert_allclose(rot.euler_to_matrix(out, order), m, atol=1e-12)
+    for order in ORDERS:
+        m = Rotation.from_euler(order, lock_samples(rng, order, [1e-14, 1e-12, 1e-9, 1e-6, 1e-3], 4)).as_matrix()
+        for out in [rot.matrix_to_euler(m, order), rot.quat_to_euler(rot.matrix_to_quat(m), order)]:
+            np.testing.assert_allclose(Rotation.from_euler(order, out).as_matrix(), m, atol=1e-12, err_msg=order)
+            np.testing.assert_allclose(rot.euler_to_matrix(out, order), m, atol=1e-12, err_msg=order)
 
 
-@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_euler_gimbal_lock(order, backend):
-    """At gimbal lock the third angle is 0 and the angles still reproduce the rotation."""
+def test_euler_gimbal_lock(backend):
+    """At gimbal lock (all 24 orders) the third angle is 0 and the angles still reproduce the rotation."""
     rng = np.random.default_rng(9)
-    for middle in lock_middles(order):
-        angles = rng.uniform(-np.pi, np.pi, size=(5, 3))
-        angles[:, 1] = middle
+    for order in ORDERS:
+        angles = lock_samples(rng, order, [0.0], 5)
         r = Rotation.from_euler(order, angles)
         m = r.as_matrix()
         for dtype in [np.float64, np.float32]:
@@ -326,31 +332,28 @@ def test_euler_gimbal_lock(order, backend):
                 back(rot.quat_to_euler(to_backend(r.as_quat(), backend, dtype), order), backend, dtype),
             ]
             for out in outs:
-                assert np.all(np.isfinite(out))
-                assert np.all(out[:, 2] == 0.0), out
-                np.testing.assert_allclose(wrapped(out[:, 1] - middle), 0.0, atol=tol(dtype))
-                np.testing.assert_allclose(Rotation.from_euler(order, out).as_matrix(), m, atol=tol(dtype))
+                assert np.all(np.isfinite(out)), order
+                assert np.all(out[:, 2] == 0.0), (order, out)
+                np.testing.assert_allclose(wrapped(out[:, 1] - angles[:, 1]), 0.0, atol=tol(dtype), err_msg=order)
+                np.testing.assert_allclose(Rotation.from_euler(order, out).as_matrix(), m, atol=tol(dtype), err_msg=order)
                 again = rot.euler_to_matrix(to_backend(out, backend, dtype), order)
-                np.testing.assert_allclose(back(again, backend, dtype), m, atol=tol(dtype))
+                np.testing.assert_allclose(back(again, backend, dtype), m, atol=tol(dtype), err_msg=order)
 
 
-@pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_euler_round_trip_near_lock_float32(order, backend):
+def test_euler_round_trip_near_lock_float32(backend):
     """float32 matrices at and near gimbal lock: matrix -> euler -> matrix within float32 accuracy."""
     rng = np.random.default_rng(10)
     f32 = np.float32
-    for middle in lock_middles(order):
-        for offset in [0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]:
-            angles = rng.uniform(-np.pi, np.pi, size=(8, 3))
-            angles[:, 1] = middle + (offset if middle <= 0 else -offset)
-            m = Rotation.from_euler(order, angles).as_matrix().astype(f32)
-            for out in [
-                rot.matrix_to_euler(to_backend(m, backend, f32), order),
-                rot.quat_to_euler(rot.matrix_to_quat(to_backend(m, backend, f32)), order),
-            ]:
-                again = back(rot.euler_to_matrix(out, order), backend, f32)
-                np.testing.assert_allclose(again, m, atol=1e-5)
+    for order in ORDERS:
+        angles = lock_samples(rng, order, [0.0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3], 8)
+        m = Rotation.from_euler(order, angles).as_matrix().astype(f32)
+        for out in [
+            rot.matrix_to_euler(to_backend(m, backend, f32), order),
+            rot.quat_to_euler(rot.matrix_to_quat(to_backend(m, backend, f32)), order),
+        ]:
+            again = back(rot.euler_to_matrix(out, order), backend, f32)
+            np.testing.assert_allclose(again, m, atol=1e-5, err_msg=order)
 
 
 @pytest.mark.parametrize("backend,dtype", CASES, ids=CASE_IDS)
@@ -622,7 +625,7 @@ def test_edge_rotations_all_conversions(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_edge_rotations_float32(backend):
-    """Identity, 180 degrees and tiny angles in float32: finite, float32, right to ~1e-6."""
+    """Identity, 180 degrees and tiny angles in float32: finite, float32, right to ~1e-5."""
     f32 = np.float32
     for v in EDGE_ROTVECS:
         q, m = edge_quat(v), edge_matrix(v)
@@ -659,7 +662,10 @@ def _gradcheck_cases():
     q = rand_quats(rng, (3,), scale=True)
     q2 = rand_quats(rng, (3,), scale=True)
     m = sp(rand_quats(rng, (3,))).as_matrix()
-    m2 = sp(rand_quats(rng, (3,))).as_matrix()
+    # the second rotation of each geodesic pair is 0.5 to 2.5 rad away from the first (not 0, not pi)
+    away = random_axis(rng) * rng.uniform(0.5, 2.5, size=(3, 1))
+    m2 = m @ Rotation.from_rotvec(away).as_matrix()
+    q_away = (sp(q) * Rotation.from_rotvec(away)).as_quat() * 0.8
     aa = rng.normal(size=(3, 3))
     tiny_aa = 1e-4 * rng.normal(size=(3, 3))
     tiny_q = np.concatenate([1e-4 * rng.normal(size=(3, 3)), np.array([[1.0], [-1.0], [2.0]])], axis=-1)
@@ -683,7 +689,7 @@ def _gradcheck_cases():
         ("quat_slerp-close", rot.quat_slerp, (q, close_q1, rng.uniform(0.1, 0.9, size=3))),
         ("quat_apply", rot.quat_apply, (q, rng.normal(size=(3, 3)))),
         ("geodesic_angle-matrix", rot.geodesic_angle, (m, m2)),
-        ("geodesic_angle-quat", rot.geodesic_angle, (q, q2)),
+        ("geodesic_angle-quat", rot.geodesic_angle, (q, q_away)),
     ]
     for order in GRAD_ORDERS:
         angles = euler_samples(rng, order, 3, margin=0.3)
@@ -709,7 +715,7 @@ def test_gradcheck(name, fn, args):
     assert out.requires_grad
 
 
-def test_gradcheck_geodesic_matrix_matches_angle_derivative():
+def test_geodesic_angle_derivative_along_a_rotation():
     """d angle / d t of R(t) = Rz(t) is 1, checked against autograd away from 0 and pi."""
     for t0 in [0.3, 1.5, 2.9]:
         t = t64(t0)
@@ -748,13 +754,17 @@ def _singular_cases():
         ("geodesic_angle-quat-same", rot.geodesic_angle, (quats, quats)),
     ]
     euler_angles = np.array([[0.0, 0, 0], [np.pi, 0, 0], [0, np.pi, 0], [0, 0, np.pi], [np.pi, np.pi, 0]])
-    for order in ORDERS:
-        cases += [
-            (f"euler_to_matrix-{order}", lambda a, o=order: rot.euler_to_matrix(a, o), (euler_angles,)),
-            (f"euler_to_quat-{order}", lambda a, o=order: rot.euler_to_quat(a, o), (euler_angles,)),
-            (f"matrix_to_euler-{order}", lambda x, o=order: rot.matrix_to_euler(x, o), (mats,)),
-            (f"quat_to_euler-{order}", lambda x, o=order: rot.quat_to_euler(x, o), (quats,)),
-        ]
+
+    def all_orders(fn):
+        # every order at once: one output per order, stacked
+        return lambda x: torch.stack([fn(x, order) for order in ORDERS])
+
+    cases += [
+        ("euler_to_matrix-all-orders", all_orders(rot.euler_to_matrix), (euler_angles,)),
+        ("euler_to_quat-all-orders", all_orders(rot.euler_to_quat), (euler_angles,)),
+        ("matrix_to_euler-all-orders", all_orders(rot.matrix_to_euler), (mats,)),
+        ("quat_to_euler-all-orders", all_orders(rot.quat_to_euler), (quats,)),
+    ]
     return cases
 
 
@@ -939,7 +949,7 @@ def quaternions(draw):
     return q * draw(st.sampled_from([1e-3, 0.5, 1.0, 7.0, 1e3])) / n
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(quaternions())
 def test_property_quat_matrix_quat_round_trip(q):
     m = rot.quat_to_matrix(q)
@@ -953,7 +963,7 @@ def test_property_quat_matrix_quat_round_trip(q):
         np.testing.assert_allclose(back_q, canonical(q), atol=1e-14)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(
     st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=3, max_size=3),
     st.one_of(st.floats(0.0, np.pi - 1e-6), st.sampled_from([0.0, 1e-12, 1e-9, 1e-6, 1e-3, 2e-3, np.pi - 1e-6])),
@@ -968,7 +978,7 @@ def test_property_axis_angle_round_trip(axis, angle):
         np.testing.assert_allclose(out, Rotation.from_rotvec(v).as_rotvec(), rtol=1e-12, atol=1e-14 + 1e-15 / max(np.sin(angle), 1e-6) * angle)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(quaternions(), st.sampled_from(ORDERS))
 def test_property_euler_round_trip(q, order):
     m = rot.quat_to_matrix(q)
