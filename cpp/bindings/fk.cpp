@@ -1,6 +1,8 @@
 // Bindings for fk: shapes and dtypes checked, GIL released, kernel called.
 #include "fastkin/fk.h"
 
+#include <vector>
+
 #include "arrays.h"
 #include "module.h"
 
@@ -104,6 +106,67 @@ bool backward(const ConstArray& parents, const ConstArray& rotations, const Cons
   return fk_backward<T>(in, g_r, g_p, grads);
 }
 
+// A skeleton's parents and offsets, checked once and kept in both dtypes, so
+// the common call (the skeleton's own offsets) passes one array fewer and
+// skips the parents check.
+struct SkeletonData {
+  std::vector<int32_t> parents;
+  std::vector<float> offsets_float;
+  std::vector<double> offsets_double;
+};
+
+template <class T>
+bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
+                      const std::optional<ConstArray>& root_translation, Array& world_rotations,
+                      Array& world_positions) {
+  FkInputs<T> in{};
+  in.parents = skeleton.parents.data();
+  in.num_joints = static_cast<int64_t>(skeleton.parents.size());
+  const Layout layout = rotation_layout(rotations, in.num_joints);
+  in.batch = layout.batch;
+  in.form = layout.form;
+  in.rotations = static_cast<const T*>(checked_rotations<T>(rotations, "rotations", layout, in.num_joints));
+  if constexpr (sizeof(T) == 4) {
+    in.offsets = skeleton.offsets_float.data();
+  } else {
+    in.offsets = skeleton.offsets_double.data();
+  }
+  in.offsets_batched = false;
+  in.root_translation =
+      root_translation ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
+                       : nullptr;
+  T* out_r = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
+  T* out_p = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
+  nb::gil_scoped_release release;
+  return fk_forward<T>(in, out_r, out_p);
+}
+
+// A new C-contiguous numpy array of `shape` that owns its memory.
+template <class T>
+nb::ndarray<nb::numpy, T> new_array(const std::vector<int64_t>& leading, std::initializer_list<int64_t> trailing) {
+  std::vector<size_t> shape(leading.begin(), leading.end());
+  shape.insert(shape.end(), trailing.begin(), trailing.end());
+  size_t size = 1;
+  for (size_t d : shape) size *= d;
+  T* data = new T[size > 0 ? size : 1];
+  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner);
+}
+
+template <class T>
+nb::object fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
+                  const std::optional<ConstArray>& root_translation) {
+  const int64_t J = static_cast<int64_t>(skeleton.parents.size());
+  const Layout layout = rotation_layout(rotations, J);
+  auto world_rotations = new_array<T>(layout.batch_shape, {J, 3, 3});
+  auto world_positions = new_array<T>(layout.batch_shape, {J, 3});
+  Array r(world_rotations), p(world_positions);
+  const bool finite = forward_skeleton<T>(skeleton, rotations, root_translation, r, p);
+  return nb::make_tuple(finite, world_rotations, world_positions);
+}
+
 bool is_double(const ConstArray& rotations) {
   if (rotations.dtype() == nb::dtype<double>()) return true;
   if (rotations.dtype() == nb::dtype<float>()) return false;
@@ -113,6 +176,25 @@ bool is_double(const ConstArray& rotations) {
 }  // namespace
 
 void bind_fk(nb::module_& m) {
+  nb::class_<SkeletonData>(m, "SkeletonData", "A Skeleton's parents and offsets as the kernels read them.")
+      .def(
+          "__init__",
+          [](SkeletonData* self, const ConstArray& parents, const ConstArray& offsets) {
+            const int32_t* p = checked_parents(parents);
+            const int64_t J = static_cast<int64_t>(parents.shape(0));
+            const auto* o = static_cast<const double*>(checked<double>(offsets, "offsets", kNoBatch, {J, 3}));
+            new (self) SkeletonData{std::vector<int32_t>(p, p + J), std::vector<float>(o, o + 3 * J),
+                                    std::vector<double>(o, o + 3 * J)};
+          },
+          nb::arg("parents"), nb::arg("offsets"));
+  m.def(
+      "fk_skeleton",
+      [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation) {
+        return is_double(rotations) ? fk_new<double>(skeleton, rotations, root_translation)
+                                    : fk_new<float>(skeleton, rotations, root_translation);
+      },
+      nb::arg("skeleton"), nb::arg("rotations"), nb::arg("root_translation").none(),
+      "(finite, world_rotations, world_positions) as new numpy arrays.");
   m.def(
       "fk_forward",
       [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,

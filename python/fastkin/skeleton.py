@@ -6,6 +6,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["Skeleton"]
 
 
@@ -33,7 +35,7 @@ class Skeleton:
         (3, (1,), 2)
     """
 
-    __slots__ = ("_parents", "_offsets", "_offsets32", "_rest_rotations", "_names", "_index", "_torch_cache")
+    __slots__ = ("_parents", "_offsets", "_offsets32", "_rest_rotations", "_names", "_index", "_torch_cache", "_kernel_data")
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class Skeleton:
         self._names = names
         self._index = {n: j for j, n in enumerate(names)}
         self._torch_cache: dict = {}
+        self._kernel_data = _core.SkeletonData(self._parents, self._offsets)
 
     # -- read-only data ---------------------------------------------------------------------------
 
