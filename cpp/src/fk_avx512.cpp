@@ -1,9 +1,8 @@
-// fk kernels built with AVX-512 flags (see CMakeLists.txt). float blocks are
-// 8 lanes: measured faster here than 16 (the 16 x 16 transposes spill
-// registers), while still using AVX-512 instructions and registers.
+// fk kernels built with AVX-512 flags (see CMakeLists.txt): 16 floats or 8
+// doubles per block, one 512-bit register per scratch row.
 #include "fk_kernels.h"
 
 #define FASTKIN_ISA_NS avx512
 #include "fk_block.inl"
 
-FASTKIN_EXPORT_KERNELS(avx512, 8, 8)
+FASTKIN_EXPORT_KERNELS(avx512, 16, 8)

@@ -58,37 +58,28 @@ inline T lane(const V& v, int l) {
 
 // -- transposes between pose-major arrays and scratch rows --------------------------------
 
-// Interleaves the low (Half = 0) or high (Half = 1) halves of a and b.
-template <int Half, class V, std::size_t... I>
-inline V zip(V a, V b, std::index_sequence<I...>) {
-  constexpr int W = sizeof...(I);
-  return __builtin_shufflevector(a, b, ((I % 2) ? W : 0) + Half * (W / 2) + int(I / 2)...);
+// One step of the in-place block transpose: with a and b rows i and i + H of
+// a tile, swaps the upper-right and lower-left H x H blocks of the 2 x 2
+// block matrix they form (column blocks of width H).
+template <int H, class V, std::size_t... C>
+inline void swap_blocks(V& a, V& b, std::index_sequence<C...>) {
+  constexpr int W = sizeof...(C);
+  const V low = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) - H : int(C))...);
+  const V high = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) : int(C) + H)...);
+  a = low;
+  b = high;
 }
 
-// One round of perfect shuffles, then the remaining ones: log2(W) rounds
-// transpose a W x W tile. Written as straight-line code (recursion, full
-// unrolling) so the tile stays in registers.
-template <class T, int W, int Rounds>
-inline void shuffle_rounds(Vec<T, W>* v) {
-  if constexpr (Rounds > 0) {
-    using Index = std::make_index_sequence<W>;
-    Vec<T, W> t[W];
-#pragma GCC unroll 16
-    for (int i = 0; i < W / 2; ++i) {
-      t[2 * i] = zip<0>(v[i], v[i + W / 2], Index{});
-      t[2 * i + 1] = zip<1>(v[i], v[i + W / 2], Index{});
-    }
-    shuffle_rounds<T, W, Rounds - 1>(t);
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i) v[i] = t[i];
-  }
-}
-
-constexpr int log2_of(int w) { return w <= 1 ? 0 : 1 + log2_of(w / 2); }
-
-template <class T, int W>
+// Transposes a W x W tile in registers: log2(W) stages of block swaps, each
+// touching two rows at a time (so only two temporaries are ever live).
+template <class T, int W, int H = W / 2>
 inline void transpose_tile(Vec<T, W>* v) {
-  shuffle_rounds<T, W, log2_of(W)>(v);
+  if constexpr (H >= 1) {
+#pragma GCC unroll 16
+    for (int i = 0; i < W; ++i)
+      if ((i & H) == 0) swap_blocks<H>(v[i], v[i + H], std::make_index_sequence<W>{});
+    transpose_tile<T, W, H / 2>(v);
+  }
 }
 
 // Row c of dst gets value c of each lane's pose row (src + pose * cols).
