@@ -988,3 +988,40 @@ def test_property_euler_round_trip(q, order):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy warns about gimbal lock
             np.testing.assert_allclose(Rotation.from_euler(order, e).as_matrix(), m, atol=1e-13)
+
+
+def _near_singular_gradcheck_cases():
+    """Rotations just off identity (both sides of the series switch) and just
+    short of 180 degrees, for every conversion that is smooth there."""
+    rng = np.random.default_rng(31)
+    axes = np.stack([random_axis(rng) for _ in range(3)])
+    cases = []
+    for label, angle in (("1e-5", 1e-5), ("1e-3", 1.0005e-3), ("pi-1e-2", np.pi - 1e-2)):
+        vecs = axes * angle
+        mats = Rotation.from_rotvec(vecs).as_matrix()
+        quats = Rotation.from_rotvec(vecs).as_quat()
+        near = Rotation.from_rotvec(vecs)
+        other = (near * Rotation.from_rotvec(axes * 1e-3)).as_matrix()
+        cases += [
+            (f"quat_to_matrix-{label}", rot.quat_to_matrix, (quats,)),
+            (f"matrix_to_quat-{label}", rot.matrix_to_quat, (mats,)),
+            (f"axis_angle_to_quat-{label}", rot.axis_angle_to_quat, (vecs,)),
+            (f"quat_to_axis_angle-{label}", rot.quat_to_axis_angle, (quats,)),
+            (f"axis_angle_to_matrix-{label}", rot.axis_angle_to_matrix, (vecs,)),
+            (f"matrix_to_axis_angle-{label}", rot.matrix_to_axis_angle, (mats,)),
+            (f"matrix_to_rot6d-{label}", rot.matrix_to_rot6d, (mats,)),
+            (f"rot6d_to_matrix-{label}", rot.rot6d_to_matrix, (np.concatenate([mats[..., :, 0], mats[..., :, 1]], -1),)),
+            (f"euler_to_matrix-XYZ-{label}", lambda a: rot.euler_to_matrix(a, "XYZ"), (vecs,)),
+            (f"matrix_to_euler-xyz-{label}", lambda m: rot.matrix_to_euler(m, "xyz"), (mats,)),
+            (f"geodesic_angle-{label}", rot.geodesic_angle, (mats, other)),
+        ]
+    return cases
+
+
+NEAR_SINGULAR_CASES = _near_singular_gradcheck_cases()
+
+
+@pytest.mark.parametrize("name,fn,args", NEAR_SINGULAR_CASES, ids=[c[0] for c in NEAR_SINGULAR_CASES])
+def test_gradcheck_near_identity_and_180(name, fn, args):
+    inputs = tuple(t64(a) for a in args)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-7, atol=1e-5, rtol=1e-4)
