@@ -58,16 +58,29 @@ inline T lane(const V& v, int l) {
 
 // -- transposes between pose-major arrays and scratch rows --------------------------------
 
+// Whether tiles are transposed in registers (GCC >= 12, Clang); otherwise
+// the element-wise loops below do all the work.
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define FASTKIN_TILE_TRANSPOSE 1
+#endif
+#endif
+#ifndef FASTKIN_TILE_TRANSPOSE
+#define FASTKIN_TILE_TRANSPOSE 0
+#endif
+
 // One step of the in-place block transpose: with a and b rows i and i + H of
 // a tile, swaps the upper-right and lower-left H x H blocks of the 2 x 2
 // block matrix they form (column blocks of width H).
 template <int H, class V, std::size_t... C>
 inline void swap_blocks(V& a, V& b, std::index_sequence<C...>) {
+#if FASTKIN_TILE_TRANSPOSE
   constexpr int W = sizeof...(C);
   const V low = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) - H : int(C))...);
   const V high = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) : int(C) + H)...);
   a = low;
   b = high;
+#endif
 }
 
 // Transposes a W x W tile in registers: log2(W) stages of block swaps, each
@@ -86,7 +99,7 @@ inline void transpose_tile(Vec<T, W>* v) {
 template <class T, int W>
 inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* dst) {
   int64_t c0 = 0;
-  if constexpr (W > 1) {
+  if constexpr (W > 1 && FASTKIN_TILE_TRANSPOSE) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
 #pragma GCC unroll 16
@@ -151,7 +164,7 @@ inline void unstage(const Vec<T, W>* src, const int64_t* pose, int count, int64_
   const bool contiguous = count == W && pose[W - 1] == pose[0] + W - 1;
   auto row = [&](int l) { return contiguous ? buffer + l * cols : dst + pose[l] * cols; };
   int64_t c0 = 0;
-  if constexpr (W > 1) {
+  if constexpr (W > 1 && FASTKIN_TILE_TRANSPOSE) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
 #pragma GCC unroll 16
