@@ -89,3 +89,55 @@ def bvh_hierarchy(path: Path) -> tuple[list[int], np.ndarray, list[str]]:
             continue
         i += 1
     return parents, np.array(offsets), names
+
+
+def bvh_reference_positions(path: Path, frames: list[int]) -> np.ndarray:
+    """World joint positions (len(frames), J, 3) of chosen frames of a BVH file,
+    by a line-oriented reader independent of fastkin.io (scipy for Euler
+    angles; position channels replace offsets; end sites are joints)."""
+    lines = Path(path).read_text(errors="replace").replace("\r", "").split("\n")
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[list[str]] = []
+    stack: list[int] = []
+    pending = None
+    row = 0
+    while not lines[row].strip().startswith("MOTION"):
+        words = lines[row].split()
+        row += 1
+        if not words:
+            continue
+        if words[0] in ("ROOT", "JOINT") or words[0] == "End":
+            pending = True
+        elif words[0] == "{" and pending:
+            parents.append(stack[-1] if stack else -1)
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append([])
+            stack.append(len(parents) - 1)
+            pending = None
+        elif words[0] == "}":
+            stack.pop()
+        elif words[0] == "OFFSET":
+            offsets[stack[-1]] = [float(w) for w in words[1:4]]
+        elif words[0] == "CHANNELS":
+            channels[stack[-1]] = words[2 : 2 + int(words[1])]
+    time_row = next(r for r in range(row, len(lines)) if lines[r].strip().startswith("Frame Time"))
+    values = " ".join(lines[time_row + 1 :]).split()
+    width = sum(len(c) for c in channels)
+    data = np.array([float(v) for v in values[: width * (max(frames) + 1)]]).reshape(-1, width)
+    num_joints = len(parents)
+    quats = np.zeros((len(frames), num_joints, 4))
+    per_frame_offsets = np.tile(np.array(offsets), (len(frames), 1, 1))
+    for f_index, frame in enumerate(frames):
+        column = 0
+        for j, names in enumerate(channels):
+            rotation = Rotation.identity()
+            for name in names:
+                value = data[frame, column]
+                column += 1
+                if name.endswith("position"):
+                    per_frame_offsets[f_index, j, "XYZ".index(name[0])] = value
+                else:
+                    rotation = rotation * Rotation.from_euler(name[0], value, degrees=True)
+            quats[f_index, j] = rotation.as_quat()
+    return fk_reference(parents, per_frame_offsets, quats)[1]

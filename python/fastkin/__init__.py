@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import _core, rotations
+from . import _core, io, rotations
 from .kinematics import fk_batch
+from .motion import Motion
 from .skeleton import Skeleton
 
 try:
@@ -18,7 +19,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "fk_batch", "rotations", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["Skeleton", "Motion", "fk_batch", "rotations", "io", "set_num_threads", "get_num_threads", "build_info", "__version__"]
 
 
 def set_num_threads(num_threads: int) -> None:

@@ -34,6 +34,13 @@ def as_float_array(x: Any, name: str, last_dims: tuple[int, ...]) -> Any:
     return x
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous, read-only version of ``array`` (for immutable data)."""
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
 class _Numpy:
     @staticmethod
     def stack(xs, axis):

@@ -7,6 +7,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import _core
+from ._backend import read_only
 
 __all__ = ["Skeleton"]
 
@@ -65,10 +66,10 @@ class Skeleton:
             seen: set[str] = set()
             duplicate = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
             raise ValueError(f"names must be unique; {duplicate!r} appears twice")
-        self._parents = _frozen(parents)
-        self._offsets = _frozen(offsets)
-        self._offsets32 = _frozen(offsets.astype(np.float32))
-        self._rest_rotations = _frozen(rest)
+        self._parents = read_only(parents)
+        self._offsets = read_only(offsets)
+        self._offsets32 = read_only(offsets.astype(np.float32))
+        self._rest_rotations = read_only(rest)
         self._names = names
         self._index = {n: j for j, n in enumerate(names)}
         self._torch_cache: dict = {}
@@ -237,10 +238,4 @@ def _validated_floats(values: Any, name: str, shape: tuple[int, ...]) -> np.ndar
         raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite; row {int(np.argwhere(~np.isfinite(array))[0, 0])} is not")
-    return array
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
     return array
