@@ -29,4 +29,5 @@ NB_MODULE(_core, m) {
       "unknown";
 #endif
   fastkin::bindings::bind_fk(m);
+  fastkin::bindings::bind_parse(m);
 }

@@ -4,4 +4,5 @@
 
 namespace fastkin::bindings {
 void bind_fk(nanobind::module_& m);
+void bind_parse(nanobind::module_& m);
 }

@@ -254,17 +254,16 @@ def euler_to_quat(angles: Any, order: str) -> Any:
     axes, extrinsic = _parse_order(order)
     a = as_float_array(angles, "angles", (3,))
     xp = namespace(a)
-    parts = []
-    for k, axis in enumerate(axes):
-        half = 0.5 * a[..., k]
-        zero = 0.0 * half
-        v = [zero, zero, zero]
-        v[axis] = xp.sin(half)
-        parts.append(xp.stack(v + [xp.cos(half)], -1))
-    # Extrinsic: the first rotation is applied first, so it is rightmost.
-    if extrinsic:
-        return quat_multiply(parts[2], quat_multiply(parts[1], parts[0]))
-    return quat_multiply(parts[0], quat_multiply(parts[1], parts[2]))
+    # Intrinsic: q = q1 q2 q3. Extrinsic: the first rotation is applied first,
+    # so it is rightmost: q = q3 q2 q1.
+    steps = [(axes[k], a[..., k]) for k in ((2, 1, 0) if extrinsic else (0, 1, 2))]
+    axis, angle = steps[0]
+    zero = 0.0 * angle
+    q = [zero, zero, zero, xp.cos(0.5 * angle)]
+    q[axis] = xp.sin(0.5 * angle)
+    for axis, angle in steps[1:]:
+        q = _times_axis_rotation(q, axis, xp.sin(0.5 * angle), xp.cos(0.5 * angle))
+    return xp.stack(q, -1)
 
 
 def quat_to_euler(quaternions: Any, order: str) -> Any:
@@ -328,11 +327,19 @@ def quat_multiply(a: Any, b: Any) -> Any:
     a = as_float_array(a, "a", (4,))
     b = as_float_array(b, "b", (4,))
     xp = namespace(a)
-    av, aw = a[..., :3], a[..., 3:]
-    bv, bw = b[..., :3], b[..., 3:]
-    v = aw * bv + bw * av + _cross(xp, av, bv)
-    w = aw * bw - xp.sum(av * bv, -1, keepdims=True)
-    return xp.concat([v, w], -1)
+    ax, ay, az, aw = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    bx, by, bz, bw = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    # Written out per component: one stack at the end instead of a cross
+    # product, a dot product and a concatenation (several times faster).
+    return xp.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        -1,
+    )
 
 
 def quat_inverse(quaternions: Any) -> Any:
@@ -449,6 +456,18 @@ def _parse_order(order: str) -> tuple[tuple[int, int, int], bool]:
     if any(c not in _AXES for c in low) or low[0] == low[1] or low[1] == low[2]:
         raise ValueError(f"order must use axes x, y, z with no axis twice in a row, got {order!r}")
     return (_AXES[low[0]], _AXES[low[1]], _AXES[low[2]]), order.islower()
+
+
+def _times_axis_rotation(q: list, axis: int, s: Any, c: Any) -> list:
+    """Components of q * (s e_axis + c): q (as [x, y, z, w] component arrays)
+    times the rotation about one coordinate axis with half-angle sine s and
+    cosine c, using that the second factor has a single vector component."""
+    b, d = (axis + 1) % 3, (axis + 2) % 3  # the next two axes, cyclically
+    out = [None, None, None, c * q[3] - s * q[axis]]
+    out[axis] = c * q[axis] + s * q[3]
+    out[b] = c * q[b] + s * q[d]
+    out[d] = c * q[d] - s * q[b]
+    return out
 
 
 def _cross(xp, a, b):

@@ -22,6 +22,7 @@ from typing import Union
 
 import numpy as np
 
+from .. import _core
 from ..motion import Motion
 from ..rotations import euler_to_quat, quat_multiply, quat_to_euler
 from ..skeleton import Skeleton
@@ -33,6 +34,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 _END_SUFFIX = "_End"
 _AXES = "XYZ"
 _TOKEN = re.compile(r"[{}]|[^\s{}]+")
+_MOTION_HEADER = re.compile(rb"\s*Frames:\s*(\S+)\s+Frame\s+Time:\s*(\S+)")
 
 
 def load_bvh(path: PathLike) -> Motion:
@@ -71,19 +73,19 @@ def load_bvh(path: PathLike) -> Motion:
                [-9.,  2.,  3.]]))
     """
     path = Path(path)
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    head, sep, body = text.partition("MOTION")
-    if not sep:
+    raw = path.read_bytes()
+    split = raw.find(b"MOTION")
+    if split < 0:
         raise ValueError(f"{path}: not a BVH file (no MOTION section)")
-    joints = _parse_hierarchy(head, path)
+    joints = _parse_hierarchy(raw[:split].decode("utf-8", errors="replace"), path)
     if not joints:
         raise ValueError(f"{path}: the HIERARCHY section defines no joints")
-    frames, frame_time, values = _parse_motion_header(body, path)
+    frames, frame_time, table_start = _parse_motion_header(raw, split + len(b"MOTION"), path)
     num_channels = sum(len(j.channels) for j in joints)
     try:
-        data = np.array(values.split(), dtype=np.float64)
+        data = _core.parse_numbers(raw[table_start:])  # the bulk of the file, parsed in C++
     except ValueError as error:
-        raise ValueError(f"{path}: malformed number in the motion data ({error})") from None
+        raise ValueError(f"{path}: {error} in the motion data") from None
     if num_channels == 0:
         rows = frames
         data = np.zeros((frames, 0))
@@ -246,17 +248,19 @@ def _parse_hierarchy(head: str, path: Path) -> list[_Joint]:
     return joints
 
 
-def _parse_motion_header(body: str, path: Path) -> tuple[int, float, str]:
-    match = re.match(r"\s*Frames:\s*(\S+)\s+Frame\s+Time:\s*(\S+)", body)
+def _parse_motion_header(raw: bytes, start: int, path: Path) -> tuple[int, float, int]:
+    """Frame count, frame time and the byte offset where the number table starts."""
+    match = _MOTION_HEADER.match(raw, start)
     if not match:
         raise ValueError(f"{path}: the MOTION section lacks 'Frames:' and 'Frame Time:' lines")
-    frames = _number(match.group(1), path, "Frames")
-    frame_time = _number(match.group(2), path, "Frame Time")
+    frames_text, time_text = match.group(1).decode(errors="replace"), match.group(2).decode(errors="replace")
+    frames = _number(frames_text, path, "Frames")
+    frame_time = _number(time_text, path, "Frame Time")
     if frames < 0 or frames != int(frames):
-        raise ValueError(f"{path}: Frames must be a whole number, got {match.group(1)}")
+        raise ValueError(f"{path}: Frames must be a whole number, got {frames_text}")
     if not frame_time > 0:
-        raise ValueError(f"{path}: Frame Time must be positive, got {match.group(2)}")
-    return int(frames), frame_time, body[match.end() :]
+        raise ValueError(f"{path}: Frame Time must be positive, got {time_text}")
+    return int(frames), frame_time, match.end()
 
 
 def _motion(joints: list[_Joint], data: np.ndarray, frame_time: float, path: Path) -> Motion:
