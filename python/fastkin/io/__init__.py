@@ -1,8 +1,10 @@
 """Readers and writers for motion and character files.
 
 - :func:`load_bvh` / :func:`save_bvh`: Biovision hierarchy (BVH).
+- :func:`load_asf_amc`: CMU ASF skeleton + AMC motion.
 """
 
+from .asf import load_asf_amc
 from .bvh import load_bvh, save_bvh
 
-__all__ = ["load_bvh", "save_bvh"]
+__all__ = ["load_bvh", "save_bvh", "load_asf_amc"]
