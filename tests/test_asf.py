@@ -102,10 +102,12 @@ def test_agrees_with_the_bvh_conversion_of_the_same_take(take):
     [
         (lambda t: t.replace("root arm", "root hand"), None, "hierarchy"),
         (lambda t: t.replace("     length 2\n", ""), None, "lacks 'length'"),
-        (lambda t: t.replace("direction 1 0 0", "direction 1 zero 0"), None, "direction must be numbers"),
+        (lambda t: t.replace("direction 1 0 0", "direction 1 zero 0"), None, r"t.asf:17: direction must be a number"),
+        (lambda t: t.replace("dof rx", "dof rw"), None, r"t.asf:20: unknown dof 'rw'"),
+        (lambda t: t.replace("axis 0 0 90 XYZ", "axis 0 0 XYZ"), None, r"t.asf:19: axis must be a number"),
         (None, lambda t: t.replace("arm 90", "arm 90 1"), "every frame|truncated|values per frame"),
         (None, lambda t: t.replace("\n2\n", "\n5\n"), "not consecutive"),
-        (None, lambda t: t.replace("arm 90", "arm x"), "malformed number"),
+        (None, lambda t: t.replace("arm 90", "arm x"), r"t.amc:8: malformed or non-finite number 'x'"),
         (None, lambda t: t.replace("arm 0", "leg 0"), "not in the skeleton"),
         (None, lambda t: ":FULLY-SPECIFIED\n", "no frames"),
     ],
@@ -113,5 +115,5 @@ def test_agrees_with_the_bvh_conversion_of_the_same_take(take):
 def test_bad_files_raise_clear_errors(tmp_path, asf_edit, amc_edit, match):
     asf = asf_edit(TINY_ASF) if asf_edit else TINY_ASF
     amc = amc_edit(TINY_AMC) if amc_edit else TINY_AMC
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(fastkin.io.FormatError, match=match):
         fastkin.io.load_asf_amc(*write_pair(tmp_path, asf, amc))

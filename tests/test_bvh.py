@@ -100,12 +100,17 @@ def test_crlf_tabs_scientific_and_interleaved_channels(tmp_path):
     [
         (lambda t: t.replace("MOTION", "MOTIONLESS").replace("Frames", "X"), "Frames"),
         (lambda t: t.split("MOTION")[0], "no MOTION section"),
-        (lambda t: t.replace("OFFSET 0 10 0", "OFFSET 0 ten 0"), "OFFSET must be a number"),
-        (lambda t: t.replace("Yrotation Zrotation", "Yrotation Wrotation"), "unknown channel"),
+        (lambda t: t.replace("OFFSET 0 10 0", "OFFSET 0 ten 0"), r"bad.bvh:8: OFFSET must be a number"),
+        (lambda t: t.replace("Yrotation Zrotation", "Yrotation Wrotation"), r"bad.bvh:9: unknown channel 'Wrotation'"),
+        (lambda t: t.replace("CHANNELS 6 Xposition", "CHANNELS 999999999 Xposition"), r"bad.bvh:9: CHANNELS count"),
+        (lambda t: t.replace("Frames: 2", "Frames: -2"), r"bad.bvh:17: Frames must be a whole number"),
+        (lambda t: t.replace("Frames: 2", "Frames: 99999999999999"), r"header says 99999999999999 frames"),
         (lambda t: t.rsplit("}", 2)[0] + "MOTION\nFrames: 1\nFrame Time: 0.1\n" + "0 " * 12, "truncated"),
         (lambda t: t[: t.rindex(" 0")], "truncated motion data"),
-        (lambda t: t.replace("-30 0", "-30 zero"), "malformed number"),
+        (lambda t: t.replace("-30 0", "-30 zero"), r"bad.bvh:20: malformed or non-finite number 'zero'"),
         (lambda t: t.replace("Frame Time: 0.04", "Frame Time: 0"), "Frame Time must be positive"),
+        (lambda t: t.replace("-30 0 0", "-30 nan 0"), r"bad.bvh:20: malformed or non-finite number 'nan'"),
+        (lambda t: t.replace("-30 0 0", "-30 0 1e400"), r"bad.bvh:20: malformed or non-finite number '1e400'"),
         (lambda t: t.replace("JOINT Arm", "JOINT Hips"), "unique"),
         (lambda t: t.replace("ROOT Hips\n{", "ROOT Hips\n").replace("}\nMOTION", "MOTION"), "outside any joint|unexpected token"),
     ],
@@ -113,8 +118,10 @@ def test_crlf_tabs_scientific_and_interleaved_channels(tmp_path):
 def test_malformed_files_raise_clear_errors(mutate, match, tmp_path):
     path = tmp_path / "bad.bvh"
     path.write_text(mutate(TINY))
-    with pytest.raises(ValueError, match=match):
-        fastkin.io.load_bvh(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a frame-count warning becomes the error to match
+        with pytest.raises((fastkin.io.FormatError, UserWarning), match=match):
+            fastkin.io.load_bvh(path)
 
 
 def test_failed_save_leaves_existing_file_and_no_temporaries(tmp_path, monkeypatch):

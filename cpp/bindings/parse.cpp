@@ -1,8 +1,6 @@
 // Binding for the number parser: bytes in, float64 numpy array out.
 #include "fastkin/parse.h"
 
-#include <string>
-
 #include "module.h"
 #include <nanobind/ndarray.h>
 
@@ -23,16 +21,12 @@ void bind_parse(nanobind::module_& m) {
           nb::gil_scoped_release release;
           result = parse_numbers(data, size, values, capacity);
         }
-        if (result.error_at >= 0) {
-          const int64_t stop = result.error_at + 20 < size ? result.error_at + 20 : size;
-          throw nb::value_error(("malformed number at byte " + std::to_string(result.error_at) + ": '" +
-                                 std::string(data + result.error_at, data + stop) + "'")
-                                    .c_str());
-        }
         const size_t shape[1] = {static_cast<size_t>(result.count)};
-        return nb::ndarray<nb::numpy, double, nb::ndim<1>>(values, 1, shape, owner);
+        return nb::make_tuple(nb::ndarray<nb::numpy, double, nb::ndim<1>>(values, 1, shape, owner), result.error_at);
       },
-      nb::arg("text"), "Whitespace-separated numbers in `text` (bytes) as a float64 array.");
+      nb::arg("text"),
+      "(numbers, error_at): the whitespace-separated numbers of `text` (bytes) as a float64 array, and the byte "
+      "offset of the first malformed token (-1 if none; the numbers before it are returned).");
 }
 
 }  // namespace fastkin::bindings

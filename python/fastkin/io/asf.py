@@ -23,15 +23,17 @@ from typing import Union
 
 import numpy as np
 
-from .. import _core
 from ..motion import Motion
 from ..rotations import euler_to_quat, quat_multiply
 from ..skeleton import Skeleton
+from ._text import number, read_numbers
+from .errors import FormatError, line_of
 
 __all__ = ["load_asf_amc"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 _END_SUFFIX = "_end"
+_DOFS = {"rx", "ry", "rz", "tx", "ty", "tz"}
 _NAME_AT_LINE_START = re.compile(rb"(?m)^[ \t]*[A-Za-z_][^\s]*")
 
 
@@ -65,7 +67,10 @@ def load_asf_amc(asf: PathLike, amc: PathLike, fps: float = 120.0) -> Motion:
     names += [b["name"] + _END_SUFFIX for b in leaves]
     parents += [index[b["name"]] for b in leaves]
     offsets += [end_of[b["name"]] for b in leaves]
-    skeleton = Skeleton(parents, np.array(offsets), names=names)
+    try:
+        skeleton = Skeleton(parents, np.array(offsets), names=names)
+    except ValueError as error:  # e.g. two bones with one name
+        raise FormatError(asf, None, str(error)) from None
 
     layout, frames = _parse_amc(amc, names[: len(bones) + 1])
     dof_of = {"root": root["order"], **{b["name"]: b["dof"] for b in bones}}
@@ -78,7 +83,7 @@ def load_asf_amc(asf: PathLike, amc: PathLike, fps: float = 120.0) -> Motion:
     for name, count in layout:
         dofs = dof_of[name]
         if len(dofs) != count:
-            raise ValueError(f"{amc}: bone {name} has {count} values per frame but {len(dofs)} dof in {asf.name}")
+            raise FormatError(amc, None, f"bone {name} has {count} values per frame but {len(dofs)} dof in {asf.name}")
         values = frames[:, column : column + count]
         column += count
         motion = np.zeros((num_frames, 4))
@@ -104,13 +109,14 @@ def _single_axis(axis: str, angles: np.ndarray) -> np.ndarray:
 
 def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
     text = path.read_text(errors="replace")
-    sections = re.split(r"(?m)^\s*:", text)
+    starts = [0] + [m.end() for m in re.finditer(r"(?m)^\s*:", text)]
+    sections = [(text[a:b], line_of(text, a)) for a, b in zip(starts, starts[1:] + [len(text)])]
     to_radians = np.pi / 180.0
     root = {"order": [], "axis": np.array([0.0, 0.0, 0.0, 1.0]), "position": np.zeros(3)}
     bones: list[dict] = []
     hierarchy: dict[str, str] = {}
-    for section in sections:
-        lines = section.strip().split("\n")
+    for section, first_line in sections:
+        lines = section.split("\n")
         keyword = lines[0].split()[0].lower() if lines and lines[0].split() else ""
         if keyword == "units":
             for line in lines[1:]:
@@ -118,23 +124,25 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
                 if len(words) >= 2 and words[0] == "angle":
                     to_radians = np.pi / 180.0 if words[1].lower().startswith("deg") else 1.0
         elif keyword == "root":
-            for line in lines[1:]:
+            for k, line in enumerate(lines[1:], first_line + 1):
                 words = line.split()
                 if not words:
                     continue
                 if words[0] == "order":
                     root["order"] = [w.lower() for w in words[1:]]
+                    bad = [d for d in root["order"] if d not in _DOFS]
+                    if bad:
+                        raise FormatError(path, k, f"unknown root channel {bad[0]!r}")
                 elif words[0] == "position":
-                    root["position"] = _floats(words[1:4], path, "root position")
+                    root["position"] = _floats(words[1:4], path, k, "root position")
                 elif words[0] == "orientation":
-                    angles = _floats(words[1:4], path, "root orientation")
-                    root["orientation"] = angles
+                    root["orientation"] = _floats(words[1:4], path, k, "root orientation")
                 elif words[0] == "axis":
-                    root["axis_order"] = words[1]
-            order = root.get("axis_order", "XYZ").lower()
+                    root["axis_order"] = _axis_order(words[1:2], path, k)
+            order = root.get("axis_order", "xyz")
             root["axis"] = euler_to_quat(root.get("orientation", np.zeros(3)) * to_radians, order)
         elif keyword == "bonedata":
-            bones = _parse_bones("\n".join(lines[1:]), path, to_radians)
+            bones = _parse_bones(section, first_line, path, to_radians)
         elif keyword == "hierarchy":
             for line in lines[1:]:
                 words = line.split()
@@ -142,11 +150,11 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
                     for child in words[1:]:
                         hierarchy[child] = words[0]
     if not bones:
-        raise ValueError(f"{path}: no :bonedata section with bones")
+        raise FormatError(path, None, "no :bonedata section with bones")
     by_name = {b["name"]: b for b in bones}
     for b in bones:
         if b["name"] not in hierarchy:
-            raise ValueError(f"{path}: bone {b['name']} is not in the :hierarchy")
+            raise FormatError(path, b["line"], f"bone {b['name']} is not in the :hierarchy")
         b["parent"] = hierarchy[b["name"]]
     # Topological order: parents before children (the file may list them otherwise).
     ordered: list[dict] = []
@@ -155,41 +163,45 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
     while pending:
         ready = [b for b in pending if b["parent"] in placed]
         if not ready:
-            raise ValueError(f"{path}: the :hierarchy has a cycle or names unknown bones {[b['parent'] for b in pending][:3]}")
+            raise FormatError(path, None, f"the :hierarchy has a cycle or names unknown bones {[b['parent'] for b in pending][:3]}")
         for b in ready:
             ordered.append(b)
             placed.add(b["name"])
         pending = [b for b in pending if b["name"] not in placed]
     missing = set(hierarchy.values()) - set(by_name) - {"root"}
     if missing:
-        raise ValueError(f"{path}: the :hierarchy names bones that are not defined: {sorted(missing)}")
+        raise FormatError(path, None, f"the :hierarchy names bones that are not defined: {sorted(missing)}")
     return ordered, root, to_radians
 
 
-def _parse_bones(text: str, path: Path, to_radians: float) -> list[dict]:
+def _parse_bones(section: str, first_line: int, path: Path, to_radians: float) -> list[dict]:
     bones = []
-    for block in re.findall(r"(?ms)^\s*begin\s*$(.*?)^\s*end\s*$", text):
-        bone = {"dof": []}
-        for line in block.strip().split("\n"):
+    for block in re.finditer(r"(?ms)^\s*begin\s*$(.*?)^\s*end\s*$", section):
+        block_line = first_line + section.count("\n", 0, block.start(1))
+        bone: dict = {"dof": [], "line": block_line}
+        for k, line in enumerate(block.group(1).split("\n"), block_line):
             words = line.split()
             if not words:
                 continue
             key = words[0]
-            if key == "name":
+            if key == "name" and len(words) > 1:
                 bone["name"] = words[1]
             elif key == "direction":
-                bone["direction"] = _floats(words[1:4], path, "direction")
+                bone["direction"] = _floats(words[1:4], path, k, "direction", 3)
             elif key == "length":
-                bone["length"] = _floats(words[1:2], path, "length")[0]
+                bone["length"] = _floats(words[1:2], path, k, "length", 1)[0]
             elif key == "axis":
-                angles = _floats(words[1:4], path, "axis")
-                order = words[4].lower() if len(words) > 4 else "xyz"  # fixed axes, as the root's
+                angles = _floats(words[1:4], path, k, "axis", 3)
+                order = _axis_order(words[4:5], path, k)  # fixed axes, as the root's
                 bone["axis"] = euler_to_quat(angles * to_radians, order)
             elif key == "dof":
                 bone["dof"] = [w.lower() for w in words[1:]]
+                bad = [d for d in bone["dof"] if d not in _DOFS]
+                if bad:
+                    raise FormatError(path, k, f"unknown dof {bad[0]!r}")
         for field in ("name", "direction", "length", "axis"):
             if field not in bone:
-                raise ValueError(f"{path}: a bone in :bonedata lacks '{field}'")
+                raise FormatError(path, block_line, f"a bone in :bonedata lacks '{field}'")
         bones.append(bone)
     return bones
 
@@ -201,7 +213,8 @@ def _parse_amc(path: Path, bone_names: list[str]) -> tuple[list[tuple[str, int]]
     start = 0
     while start < len(lines) and (not lines[start].strip() or lines[start].lstrip()[:1] in (b"#", b":")):
         start += 1
-    body = b"\n".join(lines[start:])
+    body_offset = sum(len(line) + 1 for line in lines[:start])
+    body = raw[body_offset:]
     # The first frame fixes the layout: its frame number, then "bone values..." lines.
     layout: list[tuple[str, int]] = []
     first = body.split(b"\n")
@@ -211,30 +224,38 @@ def _parse_amc(path: Path, bone_names: list[str]) -> tuple[list[tuple[str, int]]
         layout.append((words[0].decode(errors="replace"), len(words) - 1))
         row += 1
     if not layout:
-        raise ValueError(f"{path}: no frames of motion data")
+        raise FormatError(path, start + 1, "no frames of motion data")
     unknown = [n for n, _ in layout if n not in bone_names]
     if unknown:
-        raise ValueError(f"{path}: bones {unknown[:3]} are not in the skeleton")
-    names = _NAME_AT_LINE_START.findall(body)
+        raise FormatError(path, start + 2, f"bones {unknown[:3]} are not in the skeleton")
     per_frame = len(layout)
     expected = [n.encode() for n, _ in layout]
-    if len(names) % per_frame or any(n.strip() != expected[k % per_frame] for k, n in enumerate(names)):
-        raise ValueError(f"{path}: every frame must list the bones {[n for n, _ in layout]} in the same order")
-    try:
-        numbers = _core.parse_numbers(_NAME_AT_LINE_START.sub(b"", body))
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+    for k, found in enumerate(_NAME_AT_LINE_START.finditer(body)):
+        if found.group().strip() != expected[k % per_frame]:
+            raise FormatError(
+                path, start + line_of(body, found.start()), f"every frame must list the bones {[n for n, _ in layout]} in order"
+            )
+    stripped = _NAME_AT_LINE_START.sub(lambda m: b" " * len(m.group()), body)  # same offsets, same lines
+    numbers = read_numbers(raw[:body_offset] + stripped, body_offset, path)
     width = 1 + sum(c for _, c in layout)
     if numbers.size % width:
-        raise ValueError(f"{path}: truncated motion data ({numbers.size} values, {width} per frame)")
+        raise FormatError(path, start + line_of(body, len(body)), f"truncated motion data ({numbers.size} values, {width} per frame)")
     table = numbers.reshape(-1, width)
-    if not np.array_equal(table[:, 0], table[0, 0] + np.arange(table.shape[0])):
-        raise ValueError(f"{path}: frame numbers are not consecutive")
+    broken = np.flatnonzero(table[:, 0] != table[0, 0] + np.arange(table.shape[0]))
+    if broken.size:
+        raise FormatError(path, None, f"frame numbers are not consecutive (frame {int(broken[0])} is numbered {table[broken[0], 0]:g})")
     return layout, table[:, 1:]
 
 
-def _floats(words: list[str], path: Path, what: str) -> np.ndarray:
-    try:
-        return np.array([float(w) for w in words], dtype=np.float64)
-    except ValueError:
-        raise ValueError(f"{path}: {what} must be numbers, got {' '.join(words)!r}") from None
+def _axis_order(words: list[str], path: Path, line: int) -> str:
+    """The lowercase (fixed-axes) Euler order of an ``axis`` line; XYZ if absent."""
+    order = words[0].lower() if words else "xyz"
+    if sorted(order) != ["x", "y", "z"]:
+        raise FormatError(path, line, f"axis order must be a permutation of XYZ, got {words[0]!r}")
+    return order
+
+
+def _floats(words: list[str], path: Path, line: int, what: str, count: int = 3) -> np.ndarray:
+    if len(words) != count:
+        raise FormatError(path, line, f"{what} needs {count} numbers, got {' '.join(words)!r}")
+    return np.array([number(w, path, line, what) for w in words], dtype=np.float64)

@@ -22,10 +22,11 @@ from typing import Union
 
 import numpy as np
 
-from .. import _core
 from ..motion import Motion
 from ..rotations import euler_to_quat, quat_multiply, quat_to_euler
 from ..skeleton import Skeleton
+from ._text import number, read_numbers
+from .errors import FormatError, line_of
 
 __all__ = ["load_bvh", "save_bvh"]
 
@@ -44,7 +45,8 @@ def load_bvh(path: PathLike) -> Motion:
     animate translation), end sites, tabs, CRLF line ends and scientific
     notation are accepted. A ``Frames:`` header that disagrees with the
     number of rows loads the rows that are there, with a warning naming both
-    numbers. A malformed or truncated file raises ValueError naming the file
+    numbers. A malformed or truncated file raises
+    :class:`fastkin.io.FormatError` (a ValueError) naming the file, the line
     and what is wrong.
 
     Example:
@@ -76,31 +78,29 @@ def load_bvh(path: PathLike) -> Motion:
     raw = path.read_bytes()
     split = raw.find(b"MOTION")
     if split < 0:
-        raise ValueError(f"{path}: not a BVH file (no MOTION section)")
+        raise FormatError(path, None, "not a BVH file (no MOTION section)")
     joints = _parse_hierarchy(raw[:split].decode("utf-8", errors="replace"), path)
     if not joints:
-        raise ValueError(f"{path}: the HIERARCHY section defines no joints")
+        raise FormatError(path, None, "the HIERARCHY section defines no joints")
     frames, frame_time, table_start = _parse_motion_header(raw, split + len(b"MOTION"), path)
     num_channels = sum(len(j.channels) for j in joints)
-    try:
-        data = _core.parse_numbers(raw[table_start:])  # the bulk of the file, parsed in C++
-    except ValueError as error:
-        raise ValueError(f"{path}: {error} in the motion data") from None
+    data = read_numbers(raw, table_start, path)  # the bulk of the file, parsed in C++
     if num_channels == 0:
         rows = frames
         data = np.zeros((frames, 0))
     else:
         if data.size % num_channels:
-            raise ValueError(
-                f"{path}: truncated motion data: {data.size} values is not a whole number of "
-                f"{num_channels}-channel frames"
+            raise FormatError(
+                path,
+                line_of(raw, len(raw)),
+                f"truncated motion data: {data.size} values is not a whole number of {num_channels}-channel frames",
             )
         rows = data.size // num_channels
         data = data.reshape(rows, num_channels)
     if rows != frames:
         warnings.warn(f"{path}: the header says {frames} frames but {rows} rows follow; loading {rows}", stacklevel=2)
     if rows == 0:
-        raise ValueError(f"{path}: no frames of motion data")
+        raise FormatError(path, None, "no frames of motion data")
     return _motion(joints, data, frame_time, path)
 
 
@@ -189,15 +189,20 @@ _CHANNELS = {f"{a}{kind}" for a in _AXES for kind in ("position", "rotation")}
 
 
 def _parse_hierarchy(head: str, path: Path) -> list[_Joint]:
-    tokens = _TOKEN.findall(head)
+    matches = list(_TOKEN.finditer(head))
+    tokens = [m.group() for m in matches]
     joints: list[_Joint] = []
     stack: list[int] = []
     pending: _Joint | None = None
     i = 0
 
+    def fail(message: str, at: int | None = None) -> FormatError:
+        at = min(i if at is None else at, len(matches) - 1)
+        return FormatError(path, line_of(head, matches[at].start()) if matches else None, message)
+
     def need(count: int, what: str) -> list[str]:
-        if i + count >= len(tokens) + 1 or i + count > len(tokens):
-            raise ValueError(f"{path}: the hierarchy ends inside {what}")
+        if i + count > len(tokens):
+            raise fail(f"the hierarchy ends inside {what}")
         return tokens[i : i + count]
 
     while i < len(tokens):
@@ -207,59 +212,65 @@ def _parse_hierarchy(head: str, path: Path) -> list[_Joint]:
         elif token in ("ROOT", "JOINT"):
             (name,) = need(2, token)[1:]
             if token == "JOINT" and not stack:
-                raise ValueError(f"{path}: JOINT {name} outside any ROOT")
+                raise fail(f"JOINT {name} outside any ROOT")
             pending = _Joint(name, stack[-1] if stack else -1)
             i += 2
         elif token == "End":
             if not stack:
-                raise ValueError(f"{path}: End Site outside any joint")
+                raise fail("End Site outside any joint")
             pending = _Joint(joints[stack[-1]].name + _END_SUFFIX, stack[-1])
             i += 2  # "End Site"
         elif token == "{":
             if pending is None:
-                raise ValueError(f"{path}: '{{' without a ROOT, JOINT or End Site before it")
+                raise fail("'{' without a ROOT, JOINT or End Site before it")
             joints.append(pending)
             stack.append(len(joints) - 1)
             pending = None
             i += 1
         elif token == "}":
             if not stack:
-                raise ValueError(f"{path}: unbalanced '}}' in the hierarchy")
+                raise fail("unbalanced '}' in the hierarchy")
             stack.pop()
             i += 1
         elif token == "OFFSET":
             values = need(4, "an OFFSET")[1:]
             if not stack:
-                raise ValueError(f"{path}: OFFSET outside any joint")
-            joints[stack[-1]].offset = [_number(v, path, "OFFSET") for v in values]
+                raise fail("OFFSET outside any joint")
+            line = line_of(head, matches[i].start())
+            joints[stack[-1]].offset = [number(v, path, line, "OFFSET") for v in values]
             i += 4
         elif token == "CHANNELS":
-            count = int(_number(need(2, "CHANNELS")[1], path, "CHANNELS count"))
-            names = need(2 + count, "CHANNELS")[2:]
+            count = number(need(2, "CHANNELS")[1], path, line_of(head, matches[i].start()), "CHANNELS count")
+            if count < 0 or count != int(count) or count > 6:
+                raise fail(f"CHANNELS count must be 0 to 6, got {tokens[i + 1]}")
+            names = need(2 + int(count), "CHANNELS")[2:]
             bad = [n for n in names if n not in _CHANNELS]
-            if bad or not stack:
-                raise ValueError(f"{path}: bad CHANNELS line (unknown channel {bad[0] if bad else ''!r} or outside a joint)")
+            if bad:
+                raise fail(f"unknown channel {bad[0]!r}")
+            if not stack:
+                raise fail("CHANNELS outside any joint")
             joints[stack[-1]].channels = names
-            i += 2 + count
+            i += 2 + int(count)
         else:
-            raise ValueError(f"{path}: unexpected token {token!r} in the hierarchy")
+            raise fail(f"unexpected token {token!r} in the hierarchy")
     if stack:
-        raise ValueError(f"{path}: the hierarchy is truncated ({len(stack)} unclosed braces)")
+        raise fail(f"the hierarchy is truncated ({len(stack)} unclosed braces)", len(matches) - 1)
     return joints
 
 
 def _parse_motion_header(raw: bytes, start: int, path: Path) -> tuple[int, float, int]:
     """Frame count, frame time and the byte offset where the number table starts."""
     match = _MOTION_HEADER.match(raw, start)
+    line = line_of(raw, start)
     if not match:
-        raise ValueError(f"{path}: the MOTION section lacks 'Frames:' and 'Frame Time:' lines")
+        raise FormatError(path, line, "the MOTION section lacks 'Frames:' and 'Frame Time:' lines")
     frames_text, time_text = match.group(1).decode(errors="replace"), match.group(2).decode(errors="replace")
-    frames = _number(frames_text, path, "Frames")
-    frame_time = _number(time_text, path, "Frame Time")
+    frames = number(frames_text, path, line + 1, "Frames")
+    frame_time = number(time_text, path, line + 2, "Frame Time")
     if frames < 0 or frames != int(frames):
-        raise ValueError(f"{path}: Frames must be a whole number, got {frames_text}")
+        raise FormatError(path, line + 1, f"Frames must be a whole number >= 0, got {frames_text}")
     if not frame_time > 0:
-        raise ValueError(f"{path}: Frame Time must be positive, got {time_text}")
+        raise FormatError(path, line + 2, f"Frame Time must be positive, got {time_text}")
     return int(frames), frame_time, match.end()
 
 
@@ -267,7 +278,10 @@ def _motion(joints: list[_Joint], data: np.ndarray, frame_time: float, path: Pat
     num_frames, num_joints = data.shape[0], len(joints)
     parents = [j.parent for j in joints]
     offsets = np.array([j.offset for j in joints], dtype=np.float64)
-    skeleton = Skeleton(parents, offsets, names=[j.name for j in joints])
+    try:
+        skeleton = Skeleton(parents, offsets, names=[j.name for j in joints])
+    except ValueError as error:  # e.g. two joints with one name
+        raise FormatError(path, None, str(error)) from None
     rotations = np.zeros((num_frames, num_joints, 4))
     rotations[..., 3] = 1.0
     translations = np.broadcast_to(offsets, (num_frames, num_joints, 3)).copy()
@@ -310,16 +324,6 @@ def _axis_quat(axis: str, angle: np.ndarray) -> np.ndarray:
     q[..., _AXES.index(axis)] = np.sin(angle / 2)
     q[..., 3] = np.cos(angle / 2)
     return q
-
-
-def _number(text: str, path: Path, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{path}: {what} must be a number, got {text!r}") from None
-    if not np.isfinite(value):
-        raise ValueError(f"{path}: {what} must be finite, got {text!r}")
-    return value
 
 
 # -- writing ---------------------------------------------------------------------------------------
