@@ -117,3 +117,23 @@ def test_bad_files_raise_clear_errors(tmp_path, asf_edit, amc_edit, match):
     amc = amc_edit(TINY_AMC) if amc_edit else TINY_AMC
     with pytest.raises(fastkin.io.FormatError, match=match):
         fastkin.io.load_asf_amc(*write_pair(tmp_path, asf, amc))
+
+
+def cmu_takes():
+    folder = shared_data() / "train" / "cmu-asfamc" / "subjects"
+    return sorted(folder.glob("*/*.amc")) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("amc", cmu_takes(), ids=lambda p: p.name)
+def test_every_cmu_take_loads(amc):
+    """Frame count, joint count and the first frame's root position against
+    the text itself."""
+    asf = next(amc.parent.glob("*.asf"))
+    motion = fastkin.io.load_asf_amc(asf, amc)
+    lines = amc.read_text().split("\n")
+    frame_numbers = [line for line in lines if line.strip().isdigit()]
+    assert len(motion) == len(frame_numbers)
+    bones = sum(1 for line in asf.read_text().split("\n") if line.split()[:1] == ["name"])
+    assert motion.skeleton.num_joints >= bones + 1
+    first_root = next(line for line in lines if line.startswith("root")).split()[1:4]
+    np.testing.assert_allclose(motion.positions()[0, 0], [float(v) for v in first_root], atol=1e-9)

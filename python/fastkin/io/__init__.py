@@ -10,5 +10,6 @@ name and line.
 from .asf import load_asf_amc
 from .bvh import load_bvh, save_bvh
 from .errors import FormatError
+from .layout import channel_layout
 
-__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "FormatError"]
+__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "channel_layout", "FormatError"]

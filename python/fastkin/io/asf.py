@@ -38,18 +38,25 @@ _NAME_AT_LINE_START = re.compile(rb"(?m)^[ \t]*[A-Za-z_][^\s]*")
 
 
 def load_asf_amc(asf: PathLike, amc: PathLike, fps: float = 120.0) -> Motion:
-    """Reads a CMU ASF skeleton and an AMC motion into a :class:`fastkin.Motion`.
+    r"""Reads a CMU ASF skeleton and an AMC motion into a :class:`fastkin.Motion`.
 
     Args:
         asf: the skeleton file (``.asf``).
         amc: the motion file (``.amc``); every frame must list the same bones.
         fps: the frame rate (AMC files do not store it; CMU captures at 120).
 
-    Example:
-        >>> import fastkin  # doctest: +SKIP
-        >>> motion = fastkin.io.load_asf_amc("01.asf", "01_01.amc")  # doctest: +SKIP
-        >>> motion.skeleton.index("lfemur")  # doctest: +SKIP
-        2
+    Example (a one-bone skeleton; CMU files work the same way):
+        >>> import fastkin, os, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> asf, amc = os.path.join(folder, "t.asf"), os.path.join(folder, "t.amc")
+        >>> _ = open(asf, "w").write(
+        ...     ":units\n angle deg\n:root\n order TX TY TZ RX RY RZ\n axis XYZ\n"
+        ...     ":bonedata\n begin\n name arm\n direction 1 0 0\n length 2\n axis 0 0 0 XYZ\n dof rz\n end\n"
+        ...     ":hierarchy\n begin\n root arm\n end\n")
+        >>> _ = open(amc, "w").write(":DEGREES\n1\nroot 0 0 0 0 0 0\narm 90\n")
+        >>> motion = fastkin.io.load_asf_amc(asf, amc)
+        >>> motion.skeleton.names, motion.positions()[0, -1].round(6)
+        (('root', 'arm', 'arm_end'), array([0., 2., 0.]))
     """
     asf, amc = Path(asf), Path(amc)
     bones, root, to_radians = _parse_asf(asf)

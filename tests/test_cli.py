@@ -1,0 +1,54 @@
+"""The fastkin command line, run as a user would (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import shared_data
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, "-m", "fastkin", *args], capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stdout.split("RESULT")[-1], result.stderr
+
+
+def test_info_without_a_file_prints_build_info():
+    code, out, _ = run("info")
+    assert code == 0
+    info = json.loads(out[out.index("{") :])
+    assert info["isa"] in ("scalar", "avx2", "avx512") and info["num_threads"] >= 1
+
+
+def test_info_on_a_bvh_file(tmp_path):
+    path = shared_data() / "test" / "bvh" / "pybvh_cmu_12_01_walk.bvh"
+    if not path.exists():
+        pytest.skip("shared data not found")
+    text = path.read_text()
+    frames = int(text.split("Frames:")[1].split()[0])
+    joints = text.count("JOINT") + text.count("ROOT") + text.count("End Site")
+    code, out, err = run("info", str(path))
+    assert code == 0, err
+    assert f"{frames} frames at 120 fps" in out and f"{joints} joints" in out
+    assert "Xposition Yposition Zposition" in out
+
+
+def test_info_on_an_amc_file_finds_its_asf():
+    path = shared_data() / "train" / "cmu-asfamc" / "subjects" / "02" / "02_01.amc"
+    if not path.exists():
+        pytest.skip("shared data not found")
+    code, out, err = run("info", str(path))
+    assert code == 0, err
+    assert "02_01.amc:" in out and "lfemur  [rx ry rz]" in out
+
+
+def test_info_reports_bad_files(tmp_path):
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY ROOT a { OFFSET 0 0 zero } MOTION Frames: 1 Frame Time: 1 0")
+    code, _, err = run("info", str(bad))
+    assert code == 1 and "bad.bvh:1: OFFSET must be a number" in err
+    code, _, err = run("info", str(tmp_path / "missing.bvh"))
+    assert code == 1 and "No such file" in err
