@@ -37,6 +37,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import importlib
 import datetime
 import platform
 import shlex
@@ -50,42 +51,19 @@ import numpy as np
 
 import fastkin
 
-try:
-    import torch
-except ImportError as error:  # pragma: no cover - depends on the environment
-    torch = None
-    TORCH_ERROR = str(error)
-else:
-    TORCH_ERROR = ""
+def optional_import(module: str):
+    """(module, "") when importable, else (None, the ImportError's text)."""
+    try:
+        return importlib.import_module(module), ""
+    except ImportError as error:  # depends on the environment
+        return None, str(error)
 
-try:
-    import smplx.lbs as smplx_lbs
-except ImportError as error:  # pragma: no cover
-    smplx_lbs = None
-    SMPLX_ERROR = str(error)
-else:
-    SMPLX_ERROR = ""
 
-try:
-    import pinocchio as pin
-except ImportError as error:  # pragma: no cover
-    pin = None
-    PIN_ERROR = str(error)
-else:
-    PIN_ERROR = ""
-
-try:
-    import pymotion.ops.skeleton_np as pymotion_np
-except ImportError as error:  # pragma: no cover
-    pymotion_np = None
-    PYMOTION_ERROR = str(error)
-else:
-    PYMOTION_ERROR = ""
-
-try:
-    import pymotion.ops.skeleton_torch as pymotion_torch
-except ImportError:  # pragma: no cover
-    pymotion_torch = None
+torch, TORCH_ERROR = optional_import("torch")
+smplx_lbs, SMPLX_ERROR = optional_import("smplx.lbs")
+pin, PIN_ERROR = optional_import("pinocchio")
+pymotion_np, PYMOTION_ERROR = optional_import("pymotion.ops.skeleton_np")
+pymotion_torch, _ = optional_import("pymotion.ops.skeleton_torch")
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,6 +46,13 @@ const void* checked_rotations(const A& a, const char* name, const Layout& layout
 }
 
 template <class T>
+const T* checked_root(const std::optional<ConstArray>& root_translation, const Layout& layout) {
+  return root_translation
+             ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
+             : nullptr;
+}
+
+template <class T>
 FkInputs<T> make_inputs(const ConstArray& parents, const ConstArray& rotations,
                         const std::optional<ConstArray>& root_translation, const ConstArray& offsets,
                         Layout& layout) {
@@ -60,10 +67,19 @@ FkInputs<T> make_inputs(const ConstArray& parents, const ConstArray& rotations,
   in.offsets_batched = offsets.ndim() != 2;
   in.offsets = static_cast<const T*>(
       checked<T>(offsets, "offsets", in.offsets_batched ? layout.batch_shape : kNoBatch, {in.num_joints, 3}));
-  in.root_translation =
-      root_translation ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
-                       : nullptr;
+  in.root_translation = checked_root<T>(root_translation, layout);
   return in;
+}
+
+// Checks the outputs, releases the GIL and runs the forward kernel.
+template <class T>
+bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotations, Array& world_positions) {
+  T* out_r = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
+  T* out_p = static_cast<T*>(const_cast<void*>(
+      checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
+  nb::gil_scoped_release release;
+  return fk_forward<T>(in, out_r, out_p);
 }
 
 template <class T>
@@ -71,12 +87,7 @@ bool forward(const ConstArray& parents, const ConstArray& rotations, const std::
              const ConstArray& offsets, Array& world_rotations, Array& world_positions) {
   Layout layout;
   const FkInputs<T> in = make_inputs<T>(parents, rotations, root_translation, offsets, layout);
-  T* out_r = static_cast<T*>(const_cast<void*>(
-      checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
-  T* out_p = static_cast<T*>(const_cast<void*>(
-      checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
-  nb::gil_scoped_release release;
-  return fk_forward<T>(in, out_r, out_p);
+  return run_forward<T>(in, layout, world_rotations, world_positions);
 }
 
 template <class T>
@@ -132,15 +143,8 @@ bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
     in.offsets = skeleton.offsets_double.data();
   }
   in.offsets_batched = false;
-  in.root_translation =
-      root_translation ? static_cast<const T*>(checked<T>(*root_translation, "root_translation", layout.batch_shape, {3}))
-                       : nullptr;
-  T* out_r = static_cast<T*>(const_cast<void*>(
-      checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
-  T* out_p = static_cast<T*>(const_cast<void*>(
-      checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
-  nb::gil_scoped_release release;
-  return fk_forward<T>(in, out_r, out_p);
+  in.root_translation = checked_root<T>(root_translation, layout);
+  return run_forward<T>(in, layout, world_rotations, world_positions);
 }
 
 // A new C-contiguous numpy array of `shape` that owns its memory.
