@@ -141,3 +141,105 @@ def bvh_reference_positions(path: Path, frames: list[int]) -> np.ndarray:
                     rotation = rotation * Rotation.from_euler(name[0], value, degrees=True)
             quats[f_index, j] = rotation.as_quat()
     return fk_reference(parents, per_frame_offsets, quats)[1]
+
+
+def gltf_document(path: Path) -> tuple[dict, dict]:
+    """The JSON and the buffers (index -> bytes) of a .gltf/.glb, read with
+    the standard library only (independent of fastkin.io)."""
+    import base64
+    import json
+    import struct
+
+    raw = Path(path).read_bytes()
+    binary = None
+    if raw[:4] == b"glTF":
+        json_length = struct.unpack_from("<I", raw, 12)[0]
+        document = json.loads(raw[20 : 20 + json_length])
+        at = 20 + json_length
+        if at < len(raw):
+            binary = raw[at + 8 : at + 8 + struct.unpack_from("<I", raw, at)[0]]
+    else:
+        document = json.loads(raw)
+    buffers = {}
+    for i, spec in enumerate(document.get("buffers", [])):
+        uri = spec.get("uri")
+        if uri is None:
+            buffers[i] = binary
+        elif uri.startswith("data:"):
+            buffers[i] = base64.b64decode(uri.split(",", 1)[1])
+        else:
+            buffers[i] = (Path(path).parent / uri).read_bytes()
+    return document, buffers
+
+
+def gltf_accessor(document: dict, buffers: dict, index: int) -> np.ndarray:
+    spec = document["accessors"][index]
+    view = document["bufferViews"][spec["bufferView"]]
+    dtype = {5120: "i1", 5121: "u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4"}[spec["componentType"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[spec["type"]]
+    size = np.dtype(dtype).itemsize
+    stride = view.get("byteStride", size * width)
+    start = view.get("byteOffset", 0) + spec.get("byteOffset", 0)
+    rows = [
+        np.frombuffer(buffers[view["buffer"]], dtype, count=width, offset=start + k * stride)
+        for k in range(spec["count"])
+    ]
+    return np.array(rows, dtype=np.float64)
+
+
+def gltf_world_matrices(document: dict, buffers: dict, animation: dict | None, times: np.ndarray) -> np.ndarray:
+    """(T, N, 4, 4) world matrices of every node at `times`, composing each
+    node's T * R * S (or matrix) down the node tree, with LINEAR channels
+    sampled by np.interp and scipy's Slerp (scale included)."""
+    from scipy.spatial.transform import Slerp
+
+    nodes = document["nodes"]
+    count = len(times)
+    local = np.zeros((count, len(nodes), 4, 4))
+    animated = {}
+    for channel in (animation or {}).get("channels", []):
+        sampler = animation["samplers"][channel["sampler"]]
+        key_times = gltf_accessor(document, buffers, sampler["input"])[:, 0]
+        values = gltf_accessor(document, buffers, sampler["output"])
+        animated[(channel["target"]["node"], channel["target"]["path"])] = (key_times, values)
+    for n, node in enumerate(nodes):
+        if "matrix" in node and not any((n, p) in animated for p in ("translation", "rotation", "scale")):
+            local[:, n] = np.array(node["matrix"]).reshape(4, 4).T
+            continue
+        parts = {}
+        for kind, default in (("translation", [0, 0, 0]), ("rotation", [0, 0, 0, 1]), ("scale", [1, 1, 1])):
+            if (n, kind) in animated:
+                key_times, values = animated[(n, kind)]
+                clipped = np.clip(times, key_times[0], key_times[-1])
+                if kind == "rotation":
+                    if len(key_times) == 1:
+                        parts[kind] = np.tile(values[0], (count, 1))
+                    else:
+                        parts[kind] = Slerp(key_times, Rotation.from_quat(values))(clipped).as_quat()
+                else:
+                    parts[kind] = np.stack([np.interp(clipped, key_times, values[:, c]) for c in range(3)], -1)
+            else:
+                parts[kind] = np.tile(np.array(node.get(kind, default), dtype=np.float64), (count, 1))
+        matrix = np.zeros((count, 4, 4))
+        matrix[:, :3, :3] = Rotation.from_quat(parts["rotation"]).as_matrix() * parts["scale"][:, None, :]
+        matrix[:, :3, 3] = parts["translation"]
+        matrix[:, 3, 3] = 1.0
+        local[:, n] = matrix
+    parent_of = {c: i for i, node in enumerate(nodes) for c in node.get("children", [])}
+    world = np.zeros_like(local)
+    done: set[int] = set()
+
+    def visit(n: int) -> None:
+        if n in done:
+            return
+        p = parent_of.get(n)
+        if p is None:
+            world[:, n] = local[:, n]
+        else:
+            visit(p)
+            world[:, n] = world[:, p] @ local[:, n]
+        done.add(n)
+
+    for n in range(len(nodes)):
+        visit(n)
+    return world

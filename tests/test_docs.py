@@ -10,13 +10,13 @@ import pytest
 
 import fastkin
 from fastkin import cli, kinematics, motion, rotations, skeleton
-from fastkin.io import asf, bvh, errors, layout
+from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.mark.parametrize(
-    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, asf, bvh, errors, layout], ids=lambda m: m.__name__
+    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module):
     globs = {"np": np, "fastkin": fastkin, **vars(module)}

@@ -40,7 +40,7 @@ def mutated(draw, original: bytes):
     return bytes(data)
 
 
-FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 150)), deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 150)), deadline=int(__import__("os").environ.get("FUZZ_DEADLINE_MS", 0)) or None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
@@ -72,3 +72,21 @@ def test_asf_amc_mutations(tmp_path_factory, which, data):
         fastkin.io.load_asf_amc(folder / "t.asf", folder / "t.amc")
     except fastkin.io.FormatError:
         pass
+
+
+def seed_gltf() -> bytes:
+    path = shared_data() / "test" / "gltf" / "SimpleSkin.gltf"
+    return path.read_bytes() if path.exists() else b"{}"
+
+
+@FUZZ
+@given(mutated(seed_gltf()))
+def test_gltf_mutations(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "m.gltf"
+    path.write_bytes(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fastkin.io.load_gltf(path)
+        except fastkin.io.FormatError:
+            pass

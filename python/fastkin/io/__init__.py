@@ -2,6 +2,7 @@
 
 - :func:`load_bvh` / :func:`save_bvh`: Biovision hierarchy (BVH).
 - :func:`load_asf_amc`: CMU ASF skeleton + AMC motion.
+- :func:`load_gltf`: glTF 2.0 skins, skinned meshes and animations.
 
 Malformed files raise :class:`FormatError` (a ValueError) with the file
 name and line.
@@ -10,6 +11,7 @@ name and line.
 from .asf import load_asf_amc
 from .bvh import load_bvh, save_bvh
 from .errors import FormatError
+from .gltf import Character, SkinnedMesh, load_gltf
 from .layout import channel_layout
 
-__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "channel_layout", "FormatError"]
+__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "load_gltf", "Character", "SkinnedMesh", "channel_layout", "FormatError"]
