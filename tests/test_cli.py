@@ -52,3 +52,12 @@ def test_info_reports_bad_files(tmp_path):
     assert code == 1 and "bad.bvh:1: OFFSET must be a number" in err
     code, _, err = run("info", str(tmp_path / "missing.bvh"))
     assert code == 1 and "No such file" in err
+
+
+def test_info_on_a_gltf_file():
+    path = shared_data() / "test" / "gltf" / "Fox.glb"
+    if not path.exists():
+        pytest.skip("shared data not found")
+    code, out, err = run("info", str(path))
+    assert code == 0, err
+    assert "24 joints" in out and "animation Walk" in out

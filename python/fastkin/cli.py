@@ -2,7 +2,7 @@
 
     fastkin info              build and runtime information
     fastkin info FILE [--asf ASF]
-                              skeleton, frames, fps and channels of a BVH or ASF/AMC file
+                              skeleton, frames, fps and channels of a BVH, ASF/AMC or glTF file
     fastkin bench fk [ARGS]   run bench/fk.py from a fastkin checkout (ARGS go to it)
 """
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastkin", description="Fast, exact kinematics for characters.")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="describe a motion file, or (no FILE) this build as JSON")
-    info.add_argument("file", nargs="?", type=Path, help="a .bvh, .asf or .amc file")
+    info.add_argument("file", nargs="?", type=Path, help="a .bvh, .amc, .gltf or .glb file")
     info.add_argument("--asf", type=Path, default=None, help="the skeleton of an .amc file")
     bench = commands.add_parser("bench", help="run a benchmark from bench/ in a fastkin checkout")
     bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
@@ -57,6 +57,8 @@ def describe_file(path: Path, asf: Path | None = None) -> str:
     """
     import fastkin
 
+    if path.suffix.lower() in (".gltf", ".glb"):
+        return _describe_gltf(path)
     if path.suffix.lower() == ".amc":
         if asf is None:
             candidates = sorted(path.parent.glob("*.asf"))
@@ -67,7 +69,7 @@ def describe_file(path: Path, asf: Path | None = None) -> str:
     elif path.suffix.lower() == ".bvh":
         motion = fastkin.io.load_bvh(path)
     else:
-        raise ValueError(f"{path}: unknown format: expected .bvh or .amc")
+        raise ValueError(f"{path}: unknown format: expected .bvh, .amc, .gltf or .glb")
     layout = fastkin.io.channel_layout(path, asf)
     skeleton = motion.skeleton
     lines = [f"{path.name}: {len(motion)} frames at {motion.fps:g} fps ({motion.duration:.2f} s), {skeleton.num_joints} joints"]
@@ -76,6 +78,24 @@ def describe_file(path: Path, asf: Path | None = None) -> str:
         depth[j] = 0 if parent < 0 else depth[parent] + 1
         channels = layout.get(skeleton.names[j], [])
         lines.append(f"{'  ' * depth[j]}{skeleton.names[j]}  [{' '.join(channels)}]")
+    return "\n".join(lines)
+
+
+def _describe_gltf(path: Path) -> str:
+    import fastkin
+
+    characters = fastkin.io.load_gltf(path)
+    lines = [f"{path.name}: {len(characters)} skin(s)"]
+    for c in characters:
+        vertices = sum(len(m.positions) for m in c.meshes)
+        lines.append(f"skin {c.name}: {c.skeleton.num_joints} joints, {len(c.meshes)} skinned primitives ({vertices} vertices)")
+        for name, motion in c.animations.items():
+            lines.append(f"  animation {name}: {len(motion)} frames at {motion.fps:g} fps ({motion.duration:.2f} s)")
+        parents = c.skeleton.parents
+        depth = [0] * len(parents)
+        for j, parent in enumerate(parents):
+            depth[j] = 0 if parent < 0 else depth[parent] + 1
+            lines.append(f"  {'  ' * depth[j]}{c.skeleton.names[j]}  [rotation translation]")
     return "\n".join(lines)
 
 
