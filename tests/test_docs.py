@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import fastkin
-from fastkin import cli, kinematics, motion, rotations, skeleton
+from fastkin import cli, data, kinematics, motion, rotations, skeleton
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.mark.parametrize(
-    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
+    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, data, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module):
     globs = {"np": np, "fastkin": fastkin, **vars(module)}
@@ -34,6 +34,7 @@ def test_docs_examples(page):
 def test_every_public_function_has_an_example():
     public = [getattr(fastkin, n) for n in fastkin.__all__ if callable(getattr(fastkin, n))]
     public += [getattr(fastkin.io, n) for n in fastkin.io.__all__]
+    public += [getattr(fastkin.data, n) for n in fastkin.data.__all__ if callable(getattr(fastkin.data, n))]
     public += [getattr(rotations, n) for n in rotations.__all__]
     missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
     assert not missing, f"no example in the docstring of {missing}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import _core, io, rotations
+from . import _core, data, io, rotations
 from .kinematics import fk_batch
 from .motion import Motion
 from .skeleton import Skeleton
@@ -19,7 +19,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "Motion", "fk_batch", "rotations", "io", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["Skeleton", "Motion", "fk_batch", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
 
 
 def set_num_threads(num_threads: int) -> None:
