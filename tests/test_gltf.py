@@ -121,3 +121,29 @@ def test_truncated_glb_raises(tmp_path):
         path.write_bytes(raw[:cut])
         with pytest.raises(fastkin.io.FormatError):
             fastkin.io.load_gltf(path)
+
+
+def test_step_and_cubic_spline_sampling_follow_the_spec():
+    """STEP holds the previous key; CUBICSPLINE is the spec's Hermite form
+    p(s) = (2s^3-3s^2+1) v0 + (s^3-2s^2+s) d b0 + (-2s^3+3s^2) v1 + (s^3-s^2) d a1."""
+    from fastkin.io.gltf import _sample
+
+    times = np.array([0.0, 1.0, 3.0])
+    values = np.array([[0.0, 0, 0], [1.0, 2, 3], [5.0, 5, 5]])
+    at = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, 2.999, 9.0])
+    step = _sample(times, values, "STEP", at, False)
+    np.testing.assert_array_equal(step, values[[0, 0, 0, 1, 1, 1, 2]])
+    rng = np.random.default_rng(5)
+    keys = rng.normal(size=(3, 3, 3))  # key, (in-tangent, value, out-tangent), xyz
+    cubic = _sample(times, keys.reshape(9, 3), "CUBICSPLINE", at, False)
+    for t, got in zip(at, cubic):
+        t = min(max(t, 0.0), 3.0)
+        k = 0 if t < 1.0 else 1
+        if t == 3.0:
+            np.testing.assert_allclose(got, keys[2, 1])
+            continue
+        d = times[k + 1] - times[k]
+        s = (t - times[k]) / d
+        expected = ((2 * s**3 - 3 * s**2 + 1) * keys[k, 1] + (s**3 - 2 * s**2 + s) * d * keys[k, 2]
+                    + (-2 * s**3 + 3 * s**2) * keys[k + 1, 1] + (s**3 - s**2) * d * keys[k + 1, 0])
+        np.testing.assert_allclose(got, expected, atol=1e-12)
