@@ -4,6 +4,7 @@ FUZZ_EXAMPLES=5000 in the environment runs a longer campaign."""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -40,7 +41,22 @@ def mutated(draw, original: bytes):
     return bytes(data)
 
 
-FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 150)), deadline=int(__import__("os").environ.get("FUZZ_DEADLINE_MS", 0)) or None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 150)),
+    deadline=int(os.environ.get("FUZZ_DEADLINE_MS", 0)) or None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def loads_or_format_error(load, *paths) -> None:
+    """Runs a reader on mutated files: success or FormatError, nothing else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            load(*paths)
+        except fastkin.io.FormatError:
+            pass
 
 
 @FUZZ
@@ -48,13 +64,7 @@ FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 1
 def test_bvh_mutations(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "m.bvh"
     path.write_bytes(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            motion = fastkin.io.load_bvh(path)
-        except fastkin.io.FormatError:
-            return
-    assert len(motion) >= 1
+    loads_or_format_error(fastkin.io.load_bvh, path)
 
 
 @FUZZ
@@ -68,10 +78,7 @@ def test_asf_amc_mutations(tmp_path_factory, which, data):
         amc = data.draw(mutated(amc))
     (folder / "t.asf").write_bytes(asf)
     (folder / "t.amc").write_bytes(amc)
-    try:
-        fastkin.io.load_asf_amc(folder / "t.asf", folder / "t.amc")
-    except fastkin.io.FormatError:
-        pass
+    loads_or_format_error(fastkin.io.load_asf_amc, folder / "t.asf", folder / "t.amc")
 
 
 def seed_gltf() -> bytes:
@@ -84,9 +91,4 @@ def seed_gltf() -> bytes:
 def test_gltf_mutations(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("fuzz") / "m.gltf"
     path.write_bytes(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            fastkin.io.load_gltf(path)
-        except fastkin.io.FormatError:
-            pass
+    loads_or_format_error(fastkin.io.load_gltf, path)
