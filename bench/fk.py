@@ -278,24 +278,22 @@ def _torch_loss(positions, rotations, weight_pos, weight_rot):
     return (positions * weight_pos).sum() + (rotations * weight_rot).sum()
 
 
-def impl_fastkin_numpy_quat(p: Problem, mode: str) -> Optional[Case]:
+def _fastkin_numpy(p: Problem, mode: str, rotations: np.ndarray) -> Optional[Case]:
     if mode != FWD:
         return None
-    skeleton, quat = p.skeleton, p.quat
+    skeleton = p.skeleton
     return Case(
-        run=lambda: fastkin.fk_batch(skeleton, quat),
-        positions=lambda: fastkin.fk_batch(skeleton, quat)[1],
+        run=lambda: fastkin.fk_batch(skeleton, rotations),
+        positions=lambda: fastkin.fk_batch(skeleton, rotations)[1],
     )
+
+
+def impl_fastkin_numpy_quat(p: Problem, mode: str) -> Optional[Case]:
+    return _fastkin_numpy(p, mode, p.quat)
 
 
 def impl_fastkin_numpy_matrix(p: Problem, mode: str) -> Optional[Case]:
-    if mode != FWD:
-        return None
-    skeleton, matrix = p.skeleton, p.matrix
-    return Case(
-        run=lambda: fastkin.fk_batch(skeleton, matrix),
-        positions=lambda: fastkin.fk_batch(skeleton, matrix)[1],
-    )
+    return _fastkin_numpy(p, mode, p.matrix)
 
 
 def impl_fastkin_torch_quat(p: Problem, mode: str) -> Optional[Case]:

@@ -52,7 +52,7 @@ def test_fk_matches_reference_on_random_skeletons(case, batch, dtype, form, with
     quats = random_quaternions(rng, batch + (skeleton.num_joints,))
     rotations = quats if form == "quat" else fk_reference_matrices(quats)
     root = rng.normal(size=batch + (3,)) if with_root else None
-    expected_r, expected_p = fk_reference(skeleton.parents, skeleton.offsets_as(dtype), rotations.astype(dtype), root if root is None else root.astype(dtype))
+    expected_r, expected_p = fk_reference(skeleton.parents, skeleton.offsets.astype(dtype), rotations.astype(dtype), root if root is None else root.astype(dtype))
     world_r, world_p = fastkin.fk_batch(skeleton, rotations.astype(dtype), None if root is None else root.astype(dtype))
     assert world_r.dtype == dtype and world_p.dtype == dtype
     assert world_r.shape == batch + (skeleton.num_joints, 3, 3)
@@ -132,7 +132,7 @@ def test_large_batch_threads_agree_with_single_thread(rng):
         fastkin.set_num_threads(before)
     for a, b in zip(single, multi):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    expected = fk_reference(SMPL_PARENTS, skeleton.offsets_as(np.float32), quats[::97])
+    expected = fk_reference(SMPL_PARENTS, skeleton.offsets.astype(np.float32), quats[::97])
     for a, e in zip(multi, expected):
         assert_close(a[::97], e, 1e-5)
 

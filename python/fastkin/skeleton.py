@@ -36,7 +36,7 @@ class Skeleton:
         (3, (1,), 2)
     """
 
-    __slots__ = ("_parents", "_offsets", "_offsets32", "_rest_rotations", "_names", "_index", "_torch_cache", "_kernel_data")
+    __slots__ = ("_parents", "_offsets", "_rest_rotations", "_names", "_index", "_torch_cache", "_kernel_data")
 
     def __init__(
         self,
@@ -68,7 +68,6 @@ class Skeleton:
             raise ValueError(f"names must be unique; {duplicate!r} appears twice")
         self._parents = read_only(parents)
         self._offsets = read_only(offsets)
-        self._offsets32 = read_only(offsets.astype(np.float32))
         self._rest_rotations = read_only(rest)
         self._names = names
         self._index = {n: j for j, n in enumerate(names)}
@@ -177,10 +176,6 @@ class Skeleton:
         from .rotations import matrix_to_quat
 
         return Skeleton(parents, np.array(offsets), matrix_to_quat(np.array(rests)), [self._names[j] for j in keep])
-
-    def offsets_as(self, dtype: Any) -> np.ndarray:
-        """The offsets as float32 or float64 (cached; no copy per call)."""
-        return self._offsets32 if np.dtype(dtype).char == "f" else self._offsets
 
     def __repr__(self) -> str:
         roots = ", ".join(self._names[r] for r in self.roots)
