@@ -243,3 +243,61 @@ def gltf_world_matrices(document: dict, buffers: dict, animation: dict | None, t
     for n in range(len(nodes)):
         visit(n)
     return world
+
+
+def lbs_reference(transforms, vertices, joint_indices, weights, points=True):
+    """Linear blend skinning in float64, one influence at a time:
+    sum_k w_k (R_k v + t_k) / sum_k w_k (t_k dropped for directions)."""
+    transforms = np.asarray(transforms, np.float64)
+    vertices = np.asarray(vertices, np.float64)
+    weights = np.asarray(weights, np.float64)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    out = np.zeros(transforms.shape[:-3] + (len(joint_indices), 3))
+    for k in range(joint_indices.shape[1]):
+        m = transforms[..., joint_indices[:, k], :, :]  # (..., V, 3, 4)
+        moved = np.einsum("...vij,...vj->...vi", m[..., :3], np.broadcast_to(vertices, out.shape))
+        if points:
+            moved = moved + m[..., 3]
+        out += weights[:, k, None] * moved
+    return out
+
+
+def dqs_reference(transforms, vertices, joint_indices, weights, points=True):
+    """Dual-quaternion skinning in float64, vertex by vertex with scipy's
+    quaternions (Kavan et al.): blend (q, (t, 0) q / 2) with each influence
+    flipped onto the first one's hemisphere, normalise by |real|, apply."""
+    transforms = np.asarray(transforms, np.float64)
+    batch = transforms.shape[:-3]
+    flat = transforms.reshape((-1,) + transforms.shape[-3:])
+    vertices = np.broadcast_to(np.asarray(vertices, np.float64), batch + (len(joint_indices), 3)).reshape(len(flat), -1, 3).copy()
+    out = np.zeros_like(vertices)
+    for b, pose in enumerate(flat):
+        real = Rotation.from_matrix(pose[:, :, :3]).as_quat()  # xyzw
+        t = np.concatenate([pose[:, :, 3], np.zeros((len(pose), 1))], axis=1)
+        dual = 0.5 * _quat_product(t, real)
+        for v, (joints, w) in enumerate(zip(joint_indices, weights)):
+            signs = np.where(real[joints] @ real[joints[0]] < 0, -1.0, 1.0)
+            blend_real = (signs * w) @ real[joints]
+            blend_dual = (signs * w) @ dual[joints]
+            norm = np.linalg.norm(blend_real)
+            blend_real, blend_dual = blend_real / norm, blend_dual / norm
+            moved = Rotation.from_quat(blend_real).apply(vertices[b, v])
+            if points:
+                conj = blend_real * [-1, -1, -1, 1]
+                moved = moved + 2 * _quat_product(blend_dual, conj)[:3]
+            out[b, v] = moved
+    return out.reshape(batch + (len(joint_indices), 3))
+
+
+def _quat_product(a, b):
+    """Hamilton product of xyzw quaternions (..., 4)."""
+    av, aw = a[..., :3], a[..., 3:]
+    bv, bw = b[..., :3], b[..., 3:]
+    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), aw * bw - np.sum(av * bv, -1, keepdims=True)], -1)
+
+
+def random_rigid_transforms(rng: np.random.Generator, shape, scale: float = 1.0) -> np.ndarray:
+    """Random (..., 3, 4) rotation + translation matrices."""
+    rotation = Rotation.from_quat(random_quaternions(rng, (int(np.prod(shape)),))).as_matrix()
+    out = np.concatenate([rotation, scale * rng.normal(size=(len(rotation), 3, 1))], axis=-1)
+    return out.reshape(tuple(shape) + (3, 4))

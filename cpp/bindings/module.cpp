@@ -30,4 +30,5 @@ NB_MODULE(_core, m) {
 #endif
   fastkin::bindings::bind_fk(m);
   fastkin::bindings::bind_parse(m);
+  fastkin::bindings::bind_skinning(m);
 }

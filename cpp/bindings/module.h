@@ -5,4 +5,5 @@
 namespace fastkin::bindings {
 void bind_fk(nanobind::module_& m);
 void bind_parse(nanobind::module_& m);
+void bind_skinning(nanobind::module_& m);
 }

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "fastkin/cpu.h"
 #include "fastkin/parallel.h"
+#include "dispatch.h"
 #include "fk_kernels.h"
 
 namespace fastkin {
@@ -17,19 +17,9 @@ namespace {
 constexpr int64_t kMinJointsPerThread = 16384;
 
 template <class T>
-detail::FkKernel<T> select_kernel() {
-  switch (active_isa()) {
-#if defined(FASTKIN_HAVE_X86_KERNELS)
-    case Isa::Avx512: return detail::fk_kernel_avx512<T>();
-    case Isa::Avx2: return detail::fk_kernel_avx2<T>();
-#endif
-    default: return detail::fk_kernel_scalar<T>();
-  }
-}
-
-template <class T>
 const detail::FkKernel<T>& kernel() {
-  static const detail::FkKernel<T> k = select_kernel<T>();
+  static const detail::FkKernel<T> k = detail::for_this_cpu<detail::FkKernel<T>>(
+      &detail::fk_kernel_scalar<T>, &detail::fk_kernel_avx2<T>, &detail::fk_kernel_avx512<T>);
   return k;
 }
 
@@ -49,17 +39,6 @@ Split split_batch(int64_t batch, int64_t num_joints, int lanes) {
   return {chunk, (batch + chunk - 1) / chunk, workers};
 }
 
-// Scratch reused across calls on each thread (caller or pool worker), so a
-// single-pose call allocates nothing. Aligned for 64-byte SIMD rows.
-template <class T>
-T* thread_scratch(int64_t size) {
-  constexpr int64_t kAlign = 64 / sizeof(T);
-  thread_local std::vector<T> buffer;
-  if (static_cast<int64_t>(buffer.size()) < size + kAlign) buffer.resize(size + kAlign);
-  const auto address = reinterpret_cast<std::uintptr_t>(buffer.data());
-  return buffer.data() + (64 - address % 64) % 64 / sizeof(T);
-}
-
 }  // namespace
 
 template <class T>
@@ -68,11 +47,11 @@ bool fk_forward(const FkInputs<T>& in, T* world_rotations, T* world_positions) {
   const Split s = split_batch(in.batch, in.num_joints, k.lanes);
   const int64_t scratch_size = detail::fk_scratch_size(in.num_joints, k.lanes);
   if (s.tasks == 1)
-    return k.forward(in, 0, in.batch, thread_scratch<T>(scratch_size), world_rotations, world_positions);
+    return k.forward(in, 0, in.batch, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions);
   std::vector<char> finite(s.tasks, 1);
   parallel_for(s.tasks, s.workers, [&](int64_t t, int) {
     const int64_t begin = t * s.chunk, end = std::min(in.batch, begin + s.chunk);
-    finite[t] = k.forward(in, begin, end, thread_scratch<T>(scratch_size), world_rotations, world_positions);
+    finite[t] = k.forward(in, begin, end, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions);
   });
   return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
 }
@@ -91,7 +70,7 @@ bool fk_backward(const FkInputs<T>& in, const T* grad_world_rotations, const T* 
   parallel_for(s.tasks, s.workers, [&](int64_t t, int) {
     const int64_t begin = t * s.chunk, end = std::min(in.batch, begin + s.chunk);
     double* sum = in.offsets_batched ? nullptr : offset_sums.data() + t * offset_size;
-    finite[t] = k.backward(in, begin, end, thread_scratch<T>(scratch_size), grad_world_rotations,
+    finite[t] = k.backward(in, begin, end, detail::thread_scratch<T>(scratch_size), grad_world_rotations,
                            grad_world_positions, grads, sum);
   });
   if (!in.offsets_batched) {

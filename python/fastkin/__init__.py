@@ -13,13 +13,14 @@ from . import _core, data, io, rotations
 from .kinematics import fk_batch
 from .motion import Motion
 from .skeleton import Skeleton
+from .skinning import dqs, lbs, skinning_transforms, top_k_weights
 
 try:
     __version__ = version("fastkin")
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "Motion", "fk_batch", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["Skeleton", "Motion", "fk_batch", "skinning_transforms", "lbs", "dqs", "top_k_weights", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
 
 
 def set_num_threads(num_threads: int) -> None:

@@ -145,13 +145,17 @@ def _skeleton_tensor(skeleton: Skeleton, what: str, dtype, device) -> torch.Tens
     return cached
 
 
-def _like(value, name: str, rotations: torch.Tensor) -> torch.Tensor:
+def _like(value, name: str, reference: torch.Tensor, reference_name: str = "rotations") -> torch.Tensor:
+    """value as a tensor of reference's dtype and device (converted when it is
+    not a tensor; a tensor that differs is an error naming both)."""
     if not isinstance(value, torch.Tensor):
-        return torch.as_tensor(value, dtype=rotations.dtype, device=rotations.device)
-    if value.dtype != rotations.dtype:
-        raise TypeError(f"{name} has dtype {value.dtype} but rotations are {rotations.dtype}: pass matching dtypes")
-    if value.device != rotations.device:
-        raise ValueError(f"{name} is on {value.device} but rotations are on {rotations.device}")
+        return torch.as_tensor(value, dtype=reference.dtype, device=reference.device)
+    if value.dtype != reference.dtype:
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but {reference_name} are {reference.dtype}: pass matching dtypes"
+        )
+    if value.device != reference.device:
+        raise ValueError(f"{name} is on {value.device} but {reference_name} are on {reference.device}")
     return value
 
 

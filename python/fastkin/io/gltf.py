@@ -72,6 +72,10 @@ class Character:
     each skeleton joint), ``inverse_bind_matrices (J, 4, 4)`` in skeleton
     order, the skinned ``meshes`` and the ``animations`` (name -> Motion).
 
+    fastkin's joint frames have no scale, so each joint's accumulated (rest)
+    node scale is folded into its inverse bind matrix: with them,
+    :func:`fastkin.skinning_transforms` reproduces glTF's skinning.
+
     Example:
         >>> import numpy as np, fastkin
         >>> arm = fastkin.Skeleton([-1, 0], [[0, 0, 0], [0, 1, 0]])
@@ -346,6 +350,9 @@ def _character(path, document, reader, nodes, parent_of, skin_index, skin, fps) 
             raise FormatError(path, None, f"skin {skin_index}: inverseBindMatrices must hold {len(joints)} MAT4")
         ibm = values.reshape(-1, 4, 4).transpose(0, 2, 1)
     inverse_bind = ibm[[joints.index(n) for n in order]]
+    # fastkin's joint frames carry no scale; a joint's accumulated node scale
+    # moves into its inverse bind matrix, so W_j · IBM_j is glTF's product.
+    inverse_bind[:, :3, :] *= scales[0][:, None, None]
 
     meshes = _skinned_meshes(path, document, reader, nodes, skin_index, joints, index_of)
     animations = {}

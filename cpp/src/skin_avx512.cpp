@@ -1,0 +1,7 @@
+// Skinning kernels for the avx512 instruction set (flags in CMakeLists.txt).
+#include "skin_kernels.h"
+
+#define FASTKIN_ISA_NS avx512
+#include "skin_block.inl"
+
+FASTKIN_EXPORT_SKIN_KERNELS(avx512)
