@@ -14,6 +14,8 @@ import numpy as np, fastkin
 from fastkin import _core
 sk = fastkin.Skeleton([-1, 0, 1, 1], np.ones((4, 3)))
 q = np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (5, 4, 1))
+T = np.tile(np.eye(3, 4), (5, 4, 1, 1))  # skinning: 5 poses, 4 joints, 6 vertices, 2 influences
+V = np.zeros((6, 3)); J = np.zeros((6, 2), np.int32); W = np.full((6, 2), 0.5)
 """
 
 # (code, expected exception type, text the message must contain)
@@ -41,6 +43,27 @@ CASES = {
     "raw_output_strided": ("_core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 6))[..., ::2], np.empty((5, 4, 3)))", "ValueError", "world_rotations must be C-contiguous"),
     "raw_output_dtype": ("_core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3), np.float32), np.empty((5, 4, 3)))", "TypeError", "world_rotations must have dtype float64"),
     "raw_read_only_output": ("o = np.empty((5, 4, 3)); o.setflags(write=False); _core.fk_forward(sk.parents, q, None, np.ones((4, 3)), np.empty((5, 4, 3, 3)), o)", "TypeError", "fk_forward"),
+    "lbs_index_out_of_range": ("J[4, 1] = 4; fastkin.lbs(T, V, J, W)", "ValueError", "joint_indices[4, 1] = 4 is not a joint index in [0, 4)"),
+    "lbs_negative_index": ("J[2, 0] = -1; fastkin.lbs(T, V, J, W)", "ValueError", "joint_indices[2, 0] = -1"),
+    "lbs_huge_int64_index": ("fastkin.lbs(T, V, J.astype(np.int64) + 2**40, W)", "ValueError", "is not a joint index"),
+    "lbs_float_indices": ("fastkin.lbs(T, V, J.astype(float), W)", "TypeError", "joint_indices must be an integer array"),
+    "lbs_negative_weight": ("W[3, 1] = -0.1; fastkin.lbs(T, V, J, W)", "ValueError", "weights[3, 1] must be finite and >= 0"),
+    "lbs_nan_weight": ("W[0, 0] = np.nan; fastkin.lbs(T, V, J, W)", "ValueError", "weights[0, 0] must be finite and >= 0"),
+    "lbs_zero_weights": ("W[5] = 0; fastkin.lbs(T, V, J, W)", "ValueError", "weights[5] are all zero"),
+    "dqs_zero_weights": ("W[5] = 0; fastkin.dqs(T, V, J, W)", "ValueError", "weights[5] are all zero"),
+    "lbs_mismatched_vertices": ("fastkin.lbs(T, np.zeros((7, 3)), J, W)", "ValueError", "vertices must have shape (6, 3)"),
+    "lbs_wrong_k": ("fastkin.lbs(T, V, J, np.full((6, 3), 1 / 3))", "ValueError", "weights must have shape (6, 2)"),
+    "lbs_zero_k": ("fastkin.lbs(T, V, np.zeros((6, 0), np.int32), np.zeros((6, 0)))", "ValueError", "at least one influence"),
+    "lbs_batched_vertices_mismatch": ("fastkin.lbs(T, np.zeros((4, 6, 3)), J, W)", "ValueError", "vertices must have shape"),
+    "lbs_wrong_transform_shape": ("fastkin.lbs(T[..., :3], V, J, W)", "ValueError", "transforms must have shape (..., J, 3, 4)"),
+    "lbs_nan_transform": ("T[1, 0, 0, 3] = np.nan; fastkin.lbs(T, V, J, W)", "ValueError", "transforms must be finite"),
+    "lbs_inf_vertex": ("V[1, 1] = np.inf; fastkin.lbs(T, V, J, W)", "ValueError", "vertices must be finite"),
+    "lbs_dtype_mismatch": ("fastkin.lbs(T.astype(np.float32), V, J, W)", "TypeError", "vertices has dtype float64"),
+    "dqs_not_rigid": ("T[2, 3] *= 2; fastkin.dqs(T, V, J, W)", "ValueError", "transforms[2][3] is not rigid"),
+    "raw_skin_backward_takes_duals": ("_core.skin_backward('dual_quaternion', T, V, J, W, True, np.zeros((5, 6, 3)), np.empty_like(T), None, None)", "ValueError", "(..., J, 8) dual quaternions"),
+    "raw_skin_bad_method": ("_core.skin_forward('cubic', T, V, J, W, True, np.empty((5, 6, 3)))", "ValueError", "method must be"),
+    "top_k_too_many": ("fastkin.top_k_weights(np.ones((3, 4)), k=5)", "ValueError", "k must be an int in [1, 4]"),
+    "skinning_transforms_bad_bind": ("fastkin.skinning_transforms(sk, *fastkin.fk_batch(sk, q), inverse_bind=np.zeros((3, 4, 4)))", "ValueError", "inverse_bind must have shape (4, 4, 4)"),
     "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
     "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
 }

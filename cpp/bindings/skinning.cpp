@@ -51,6 +51,14 @@ Layout transform_layout(const ConstArray& transforms, bool dual_allowed) {
 
 const std::vector<int64_t> kShared;
 
+// Checks an array shaped like the transforms (matrices or dual quaternions).
+template <class T, class A>
+void* checked_like_transforms(const A& a, const char* name, const Layout& layout) {
+  const void* data = layout.dual ? checked<T>(a, name, layout.batch_shape, {layout.num_joints, 8})
+                                 : checked<T>(a, name, layout.batch_shape, {layout.num_joints, 3, 4});
+  return const_cast<void*>(data);
+}
+
 // Reads and checks everything but the transforms' values.
 template <class T>
 SkinInputs<T> make_inputs(const Layout& layout, const ConstArray& transforms, const ConstArray& vertices,
@@ -59,13 +67,14 @@ SkinInputs<T> make_inputs(const Layout& layout, const ConstArray& transforms, co
     throw nb::type_error("joint_indices must have dtype int32");
   if (joint_indices.ndim() != 2)
     throw nb::value_error(("joint_indices must have shape (V, K), got " + shape_string(shape_of(joint_indices))).c_str());
+  if (joint_indices.shape(1) < 1)
+    throw nb::value_error("joint_indices must have at least one influence per vertex (K >= 1)");
   require_c_contiguous(joint_indices, "joint_indices");
   SkinInputs<T> in{};
   in.batch = layout.batch;
   in.num_joints = layout.num_joints;
   in.num_vertices = static_cast<int64_t>(joint_indices.shape(0));
   in.num_influences = static_cast<int64_t>(joint_indices.shape(1));
-  if (in.num_influences < 1) throw nb::value_error("joint_indices must have at least one influence per vertex (K >= 1)");
   in.joint_indices = static_cast<const int32_t*>(joint_indices.data());
   in.transforms = static_cast<const T*>(transforms.data());
   in.weights = static_cast<const T*>(checked<T>(weights, "weights", kShared, {in.num_vertices, in.num_influences}));
@@ -111,9 +120,7 @@ template <class T>
 nb::tuple forward(SkinMethod method, const ConstArray& transforms, const ConstArray& vertices,
                   const ConstArray& joint_indices, const ConstArray& weights, bool points, Array& out) {
   const Layout layout = transform_layout(transforms, method == SkinMethod::DualQuaternion);
-  checked<T>(transforms, "transforms", layout.batch_shape,
-             layout.dual ? std::initializer_list<int64_t>{layout.num_joints, 8}
-                         : std::initializer_list<int64_t>{layout.num_joints, 3, 4});
+  checked_like_transforms<T>(transforms, "transforms", layout);
   SkinInputs<T> in = make_inputs<T>(layout, transforms, vertices, joint_indices, weights, points);
   T* o = static_cast<T*>(const_cast<void*>(checked<T>(out, "out", layout.batch_shape, {in.num_vertices, 3})));
   require_valid_influences(in);
@@ -145,13 +152,11 @@ bool backward(SkinMethod method, const ConstArray& transforms, const ConstArray&
   const Layout layout = transform_layout(transforms, method == SkinMethod::DualQuaternion);
   if (method == SkinMethod::DualQuaternion && !layout.dual)
     throw nb::value_error("dual quaternion skinning backward takes transforms as (..., J, 8) dual quaternions");
-  const auto trailing = layout.dual ? std::initializer_list<int64_t>{layout.num_joints, 8}
-                                    : std::initializer_list<int64_t>{layout.num_joints, 3, 4};
-  checked<T>(transforms, "transforms", layout.batch_shape, trailing);
+  checked_like_transforms<T>(transforms, "transforms", layout);
   const SkinInputs<T> in = make_inputs<T>(layout, transforms, vertices, joint_indices, weights, points);
   require_valid_influences(in);
   const T* g = static_cast<const T*>(checked<T>(grad_out, "grad_out", layout.batch_shape, {in.num_vertices, 3}));
-  T* g_t = static_cast<T*>(const_cast<void*>(checked<T>(grad_transforms, "grad_transforms", layout.batch_shape, trailing)));
+  T* g_t = static_cast<T*>(checked_like_transforms<T>(grad_transforms, "grad_transforms", layout));
   T* g_v = grad_vertices ? static_cast<T*>(const_cast<void*>(checked<T>(
                                *grad_vertices, "grad_vertices", in.vertices_batched ? layout.batch_shape : kShared,
                                {in.num_vertices, 3})))

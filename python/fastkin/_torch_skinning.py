@@ -119,7 +119,7 @@ def skin_torch(method: str, transforms, vertices, joint_indices, weights, normal
         normals = _like(normals, "normals", transforms, "transforms")
     if method == "dual_quaternion":
         transforms = dual_quaternions(transforms)
-    indices = torch.as_tensor(index_array(joint_indices))
+    indices = _index_tensor(joint_indices)
     if transforms.device.type == "cpu":
         moved = skin_op(method, transforms, vertices, indices, weights, True)
         if normals is None:
@@ -132,6 +132,20 @@ def skin_torch(method: str, transforms, vertices, joint_indices, weights, normal
             return moved
         turned = skin_torch_native(method, transforms, normals, indices, weights, False)
     return moved, turned / turned.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(turned.dtype).tiny)
+
+
+def _index_tensor(joint_indices) -> torch.Tensor:
+    """joint_indices as an int32 CPU tensor (the kernels check the range)."""
+    if not isinstance(joint_indices, torch.Tensor):
+        return torch.from_numpy(index_array(joint_indices))
+    if joint_indices.dtype == torch.int32 and joint_indices.device.type == "cpu":
+        return joint_indices
+    if joint_indices.is_floating_point() or joint_indices.is_complex() or joint_indices.dtype == torch.bool:
+        raise TypeError(f"joint_indices must be an integer tensor, got {joint_indices.dtype}")
+    limit = torch.iinfo(torch.int32).max
+    if not torch.compiler.is_compiling() and bool(((joint_indices < 0) | (joint_indices > limit)).any()):
+        raise ValueError(f"joint_indices holds values outside [0, {limit}], which are no joint indices")
+    return joint_indices.to(device="cpu", dtype=torch.int32)
 
 
 def dual_quaternions(transforms: torch.Tensor) -> torch.Tensor:

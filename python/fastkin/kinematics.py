@@ -89,10 +89,11 @@ def raise_nonfinite(rotations: Any, root_translation: Any, offsets: Any) -> None
     raise ValueError("fk overflowed: rotations or offsets are too large for the dtype")
 
 
-def _float_array(value: Any, name: str, dtype: Any) -> np.ndarray:
+def _float_array(value: Any, name: str, dtype: Any, reference: str = "rotations") -> np.ndarray:
     """A C-contiguous float array (no copy when already one). dtype None:
-    float32/float64 required; else an ndarray of another dtype is an error
-    and other values (lists, scalars) are converted."""
+    float32/float64 required; else an ndarray of another dtype than the
+    ``reference`` argument's is an error and other values (lists, scalars)
+    are converted."""
     if not isinstance(value, np.ndarray):
         if dtype is None:
             value = np.asarray(value)
@@ -104,7 +105,7 @@ def _float_array(value: Any, name: str, dtype: Any) -> np.ndarray:
         if value.dtype.char not in "fd":  # float32, float64
             raise TypeError(f"{name} must be float32 or float64, got dtype {value.dtype}")
     elif value.dtype != dtype:
-        raise TypeError(f"{name} has dtype {value.dtype} but rotations are {np.dtype(dtype)}: pass matching dtypes")
+        raise TypeError(f"{name} has dtype {value.dtype} but {reference} are {np.dtype(dtype)}: pass matching dtypes")
     if not value.flags.c_contiguous:
         value = np.ascontiguousarray(value)
     return value

@@ -171,12 +171,13 @@ def _skin(method: str, transforms, vertices, joint_indices, weights, normals):
     transforms = _float_array(transforms, "transforms", None)
     dtype = transforms.dtype
     batch = _batch_shape(transforms)
+    vertices = _float_array(vertices, "vertices", dtype, "transforms")
     joint_indices = index_array(joint_indices)
-    weights = _float_array(weights, "weights", dtype)
-    moved = _skin_numpy(method, transforms, batch, _float_array(vertices, "vertices", dtype), joint_indices, weights, True)
+    weights = _float_array(weights, "weights", dtype, "transforms")
+    moved = _skin_numpy(method, transforms, batch, vertices, joint_indices, weights, True)
     if normals is None:
         return moved
-    turned = _skin_numpy(method, transforms, batch, _float_array(normals, "normals", dtype), joint_indices, weights, False)
+    turned = _skin_numpy(method, transforms, batch, _float_array(normals, "normals", dtype, "transforms"), joint_indices, weights, False)
     length = np.linalg.norm(turned, axis=-1, keepdims=True)
     return moved, turned / np.maximum(length, np.finfo(dtype).tiny)
 
