@@ -37,10 +37,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import importlib
 import datetime
 import platform
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -51,13 +49,19 @@ import numpy as np
 
 import fastkin
 
-def optional_import(module: str):
-    """(module, "") when importable, else (None, the ImportError's text)."""
-    try:
-        return importlib.import_module(module), ""
-    except ImportError as error:  # depends on the environment
-        return None, str(error)
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, also when run through runpy
+from common import (  # noqa: E402
+    Case,
+    SINGLE_CALL,
+    Measurement,
+    command_line,
+    cpu_flags,
+    cpu_model,
+    extension_identity,
+    optional_import,
+    package_version,
+    time_round_robin,
+)
 
 torch, TORCH_ERROR = optional_import("torch")
 smplx_lbs, SMPLX_ERROR = optional_import("smplx.lbs")
@@ -84,10 +88,6 @@ FWD_BWD = "forward+backward"
 # batch and its per-sample time is scaled up to the whole batch.
 PINOCCHIO_MAX_SAMPLES = 1000
 
-# Timing: a call slower than SLOW_CALL s gets no separate warm-up; one
-# slower than SINGLE_CALL s is timed once (the slowest peers at B=65536).
-SLOW_CALL = 0.3
-SINGLE_CALL = 2.0
 
 # Positions agree when within these (metres, for bones of ~0.1 m). float64 is
 # not tighter because smplx's batch_rodrigues adds 1e-8 to every axis-angle.
@@ -264,14 +264,6 @@ class NumpyFK:
 # Implementations: each returns a Case (a zero-argument call to time, and its
 # positions for the check) or None where the combination does not exist.
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Case:
-    run: Callable[[], object]  # one timed call
-    positions: Callable[[], np.ndarray]  # (B, J, 3) positions (or the first n samples) for the check
-    scale: float = 1.0  # measured time * scale = time for the whole batch
-    note: str = ""
 
 
 def _torch_loss(positions, rotations, weight_pos, weight_rot):
@@ -491,60 +483,6 @@ def implementations() -> list[Implementation]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Measurement:
-    seconds: float  # best per-call time for the whole batch
-    inner: int  # calls per repeat
-    repeats: int
-    scale: float = 1.0
-    note: str = ""
-
-
-def time_round_robin(cases: dict[str, Case], time_per_case: float, repeats: int) -> dict[str, Measurement]:
-    """Best-of-`repeats` per-call time of each case. Each repeat runs enough
-    calls to last about time_per_case / repeats; the repeats of all cases
-    are interleaved (round-robin) so load spikes spread over all of them.
-    A case slower than one repeat's share gets one call per repeat and as
-    many repeats as fit in 2 * time_per_case; a call slower than
-    SINGLE_CALL seconds is measured by that one call (to bound the run)."""
-    target = time_per_case / repeats
-    plan = {}
-    best = {}
-    for key, case in cases.items():
-        start = time.perf_counter()
-        case.run()  # warm-up (first-call allocation, dispatch caches)
-        once = time.perf_counter() - start
-        if once < SLOW_CALL:  # time a warm call; a slow one counts as its own first repeat
-            start = time.perf_counter()
-            case.run()
-            once = time.perf_counter() - start
-        best[key] = once
-        inner = max(1, int(target / max(once, 1e-7)))
-        if once >= SINGLE_CALL:
-            reps = 0  # the calibration call is the measurement
-        elif once * repeats <= 2 * time_per_case:
-            reps = repeats
-        else:
-            reps = max(1, int(2 * time_per_case / once))
-        plan[key] = (inner, reps)
-    for round_index in range(max(reps for _, reps in plan.values())):
-        for key, case in cases.items():
-            inner, reps = plan[key]
-            if round_index >= reps:
-                continue
-            run = case.run
-            start = time.perf_counter()
-            for _ in range(inner):
-                run()
-            best[key] = min(best[key], (time.perf_counter() - start) / inner)
-    return {
-        key: Measurement(
-            best[key] * cases[key].scale, plan[key][0], max(1, plan[key][1]), cases[key].scale, cases[key].note
-        )
-        for key in cases
-    }
-
-
 def set_threads(threads: int) -> None:
     fastkin.set_num_threads(threads)
     if torch is not None:
@@ -725,59 +663,6 @@ def format_cell(batch: int, m: Optional[Measurement], single_thread: Optional[Me
     if single_thread is not None and m.seconds > 1.5 * single_thread.seconds:
         marks += "†"
     return f"{rate:.3g}{marks} ({time_text})" if rate < 100 else f"{rate:.0f}{marks} ({time_text})"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return ", ".join(f for f in ("avx2", "fma", "avx512f") if f in flags)
-    except OSError:
-        pass
-    return "unknown"
-
-
-def extension_identity() -> str:
-    """Path and modification time of the compiled extension that was measured."""
-    try:
-        core = Path(fastkin._core.__file__)
-        stamp = datetime.datetime.fromtimestamp(core.stat().st_mtime).astimezone()
-        return f"{core.name}, built {stamp.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-    except (AttributeError, OSError, TypeError):
-        return "unknown"
-
-
-def package_version(distribution: str, module) -> str:
-    if module is None:
-        return "not installed"
-    try:
-        from importlib.metadata import version
-
-        return version(distribution)
-    except Exception:  # noqa: BLE001
-        return getattr(module, "__version__", "unknown")
-
-
-def command_line() -> str:
-    script = Path(sys.argv[0])
-    try:
-        script = script.resolve().relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return " ".join(["python", shlex.quote(str(script))] + [shlex.quote(a) for a in sys.argv[1:]])
 
 
 def lookup(results: Results, dtype: str, threads: int, mode: str, key: str, batch: int) -> Optional[Measurement]:

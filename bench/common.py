@@ -1,0 +1,146 @@
+"""Helpers shared by the benchmarks in bench/: optional peers, round-robin
+timing, and the facts about the machine and build that every report states."""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import fastkin
+
+# Timing: a call slower than SLOW_CALL s gets no separate warm-up; one
+# slower than SINGLE_CALL s is timed once (the slowest peers at large batches).
+SLOW_CALL = 0.3
+SINGLE_CALL = 2.0
+
+
+def optional_import(module: str):
+    """(module, "") when importable, else (None, the ImportError's text)."""
+    try:
+        return importlib.import_module(module), ""
+    except ImportError as error:  # depends on the environment
+        return None, str(error)
+
+
+@dataclass
+class Case:
+    run: Callable[[], object]  # one timed call
+    positions: Callable[[], np.ndarray]  # the result to check against fastkin's (or its first n samples)
+    scale: float = 1.0  # measured time * scale = time for the whole batch
+    note: str = ""
+
+
+@dataclass
+class Measurement:
+    seconds: float  # best per-call time for the whole batch
+    inner: int  # calls per repeat
+    repeats: int
+    scale: float = 1.0
+    note: str = ""
+
+
+def time_round_robin(cases: dict[str, Case], time_per_case: float, repeats: int) -> dict[str, Measurement]:
+    """Best-of-`repeats` per-call time of each case. Each repeat runs enough
+    calls to last about time_per_case / repeats; the repeats of all cases
+    are interleaved (round-robin) so load spikes spread over all of them.
+    A case slower than one repeat's share gets one call per repeat and as
+    many repeats as fit in 2 * time_per_case; a call slower than
+    SINGLE_CALL seconds is measured by that one call (to bound the run)."""
+    target = time_per_case / repeats
+    plan = {}
+    best = {}
+    for key, case in cases.items():
+        start = time.perf_counter()
+        case.run()  # warm-up (first-call allocation, dispatch caches)
+        once = time.perf_counter() - start
+        if once < SLOW_CALL:  # time a warm call; a slow one counts as its own first repeat
+            start = time.perf_counter()
+            case.run()
+            once = time.perf_counter() - start
+        best[key] = once
+        inner = max(1, int(target / max(once, 1e-7)))
+        if once >= SINGLE_CALL:
+            reps = 0  # the calibration call is the measurement
+        elif once * repeats <= 2 * time_per_case:
+            reps = repeats
+        else:
+            reps = max(1, int(2 * time_per_case / once))
+        plan[key] = (inner, reps)
+    for round_index in range(max(reps for _, reps in plan.values())):
+        for key, case in cases.items():
+            inner, reps = plan[key]
+            if round_index >= reps:
+                continue
+            run = case.run
+            start = time.perf_counter()
+            for _ in range(inner):
+                run()
+            best[key] = min(best[key], (time.perf_counter() - start) / inner)
+    return {
+        key: Measurement(
+            best[key] * cases[key].scale, plan[key][0], max(1, plan[key][1]), cases[key].scale, cases[key].note
+        )
+        for key in cases
+    }
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return ", ".join(f for f in ("avx2", "fma", "avx512f") if f in flags)
+    except OSError:
+        pass
+    return "unknown"
+
+
+def extension_identity() -> str:
+    """Path and modification time of the compiled extension that was measured."""
+    try:
+        core = Path(fastkin._core.__file__)
+        stamp = datetime.datetime.fromtimestamp(core.stat().st_mtime).astimezone()
+        return f"{core.name}, built {stamp.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    except (AttributeError, OSError, TypeError):
+        return "unknown"
+
+
+def package_version(distribution: str, module) -> str:
+    if module is None:
+        return "not installed"
+    try:
+        from importlib.metadata import version
+
+        return version(distribution)
+    except Exception:  # noqa: BLE001
+        return getattr(module, "__version__", "unknown")
+
+
+def command_line() -> str:
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return " ".join(["python", shlex.quote(str(script))] + [shlex.quote(a) for a in sys.argv[1:]])
