@@ -20,86 +20,15 @@
 namespace fastkin::detail::FASTKIN_ISA_NS {
 namespace {
 
-template <class T, int W>
-struct VecOf {
-  typedef T type;  // W == 1: a plain scalar
-};
-#define FASTKIN_VEC(T, W)                                        \
-  template <>                                                    \
-  struct VecOf<T, W> {                                           \
-    typedef T type __attribute__((vector_size(W * sizeof(T)))); \
-  };
-FASTKIN_VEC(float, 4)
-FASTKIN_VEC(float, 8)
-FASTKIN_VEC(float, 16)
-FASTKIN_VEC(double, 2)
-FASTKIN_VEC(double, 4)
-FASTKIN_VEC(double, 8)
-#undef FASTKIN_VEC
-
-// One scratch row: a value for each of the W poses of a block.
-template <class T, int W>
-using Vec = typename VecOf<T, W>::type;
-
-template <class T, int W>
-inline Vec<T, W> splat(T x) {
-  Vec<T, W> v = {};
-  return v + x;
-}
-
-template <class T, class V>
-inline T& lane(V& v, int l) {
-  return reinterpret_cast<T*>(&v)[l];
-}
-template <class T, class V>
-inline T lane(const V& v, int l) {
-  return reinterpret_cast<const T*>(&v)[l];
-}
+#include "simd_vectors.inl"
 
 // -- transposes between pose-major arrays and scratch rows --------------------------------
-
-// Whether tiles are transposed in registers (GCC >= 12, Clang); otherwise
-// the element-wise loops below do all the work.
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define FASTKIN_TILE_TRANSPOSE 1
-#endif
-#endif
-#ifndef FASTKIN_TILE_TRANSPOSE
-#define FASTKIN_TILE_TRANSPOSE 0
-#endif
-
-// One step of the in-place block transpose: with a and b rows i and i + H of
-// a tile, swaps the upper-right and lower-left H x H blocks of the 2 x 2
-// block matrix they form (column blocks of width H).
-template <int H, class V, std::size_t... C>
-inline void swap_blocks(V& a, V& b, std::index_sequence<C...>) {
-#if FASTKIN_TILE_TRANSPOSE
-  constexpr int W = sizeof...(C);
-  const V low = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) - H : int(C))...);
-  const V high = __builtin_shufflevector(a, b, ((C & H) ? W + int(C) : int(C) + H)...);
-  a = low;
-  b = high;
-#endif
-}
-
-// Transposes a W x W tile in registers: log2(W) stages of block swaps, each
-// touching two rows at a time (so only two temporaries are ever live).
-template <class T, int W, int H = W / 2>
-inline void transpose_tile(Vec<T, W>* v) {
-  if constexpr (H >= 1) {
-#pragma GCC unroll 16
-    for (int i = 0; i < W; ++i)
-      if ((i & H) == 0) swap_blocks<H>(v[i], v[i + H], std::make_index_sequence<W>{});
-    transpose_tile<T, W, H / 2>(v);
-  }
-}
 
 // Row c of dst gets value c of each lane's pose row (src + pose * cols).
 template <class T, int W>
 inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* dst) {
   int64_t c0 = 0;
-  if constexpr (W > 1 && FASTKIN_TILE_TRANSPOSE) {
+  if constexpr (W > 1 && FASTKIN_SHUFFLE) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
 #pragma GCC unroll 16
@@ -164,7 +93,7 @@ inline void unstage(const Vec<T, W>* src, const int64_t* pose, int count, int64_
   const bool contiguous = count == W && pose[W - 1] == pose[0] + W - 1;
   auto row = [&](int l) { return contiguous ? buffer + l * cols : dst + pose[l] * cols; };
   int64_t c0 = 0;
-  if constexpr (W > 1 && FASTKIN_TILE_TRANSPOSE) {
+  if constexpr (W > 1 && FASTKIN_SHUFFLE) {
     for (; c0 + W <= cols; c0 += W) {
       Vec<T, W> v[W];
 #pragma GCC unroll 16

@@ -4,9 +4,10 @@
 // its own FASTKIN_ISA_NS. LBS works one vertex at a time on 16-lane vectors
 // that hold a whole padded 3x4 matrix: the blend is K multiply-adds of
 // matrices and the transform one multiply and two in-register shuffles. DQS
-// blends each vertex's dual quaternion the same way (8 lanes), then does the
-// rest of its math on blocks of 16 vertices in structure-of-arrays form,
-// where it is plain lane-wise arithmetic without a square root.
+// blends each vertex's dual quaternion the same way (8 lanes), transposes 8
+// of them in registers and does the rest of its math on those blocks of 8
+// vertices in structure-of-arrays form: plain lane-wise arithmetic without
+// a square root.
 //
 // Nothing in here calls std::: an inline function compiled with AVX-512
 // flags could be merged by the linker into the scalar build.
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>  // std::integral_constant (a type only; no code)
+#include <utility>      // std::index_sequence (a type only; no code)
 
 // 16-lane vectors wider than the baseline ISA are passed between inline
 // functions of this file only, so the ABI note does not apply.
@@ -28,24 +30,10 @@
 namespace fastkin::detail::FASTKIN_ISA_NS {
 namespace {
 
-template <class T, int N>
-struct VecOf;
-#define FASTKIN_VEC(T, N)                                        \
-  template <>                                                    \
-  struct VecOf<T, N> {                                           \
-    typedef T type __attribute__((vector_size(N * sizeof(T)))); \
-  };
-FASTKIN_VEC(float, 8)
-FASTKIN_VEC(float, 16)
-FASTKIN_VEC(double, 8)
-FASTKIN_VEC(double, 16)
-#undef FASTKIN_VEC
+#include "simd_vectors.inl"
 
 template <class T>
-using V16 = typename VecOf<T, 16>::type;
-template <class T>
-using V8 = typename VecOf<T, 8>::type;
-
+using V16 = Vec<T, 16>;
 
 template <class V, class T>
 FASTKIN_INLINE V load(const T* p) {
@@ -57,15 +45,6 @@ template <class V, class T>
 FASTKIN_INLINE void store(T* p, const V& v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
-
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define FASTKIN_SHUFFLE 1
-#endif
-#endif
-#ifndef FASTKIN_SHUFFLE
-#define FASTKIN_SHUFFLE 0
-#endif
 
 // A vertex as a column of a padded 3x4 matrix: (x y z h) in each of the
 // three rows, zeros after; h = 1 for points, 0 for directions.
@@ -300,50 +279,128 @@ void linear_backward(const SkinInputs<T>& in, const T* table, int64_t begin, int
 
 // -- dual quaternion skinning --------------------------------------------------------------------
 
-constexpr int kBlock = 16;  // vertices per structure-of-arrays block
-
-// Sign that puts dual quaternion q on the hemisphere of `first` (real parts).
+// Vertices per structure-of-arrays block: 8 blended dual quaternions (8
+// values each) make one square tile to transpose in registers.
+constexpr int kBlock = 8;
 template <class T>
-FASTKIN_INLINE T hemisphere(const T* first, const T* q) {
-  return first[0] * q[0] + first[1] * q[1] + first[2] * q[2] + first[3] * q[3] < 0 ? T(-1) : T(1);
-}
+using Row = Vec<T, kBlock>;  // one value for each vertex of a block
+
+// Hemisphere signs of a pose, signs[a * J + b] = sign of <real a, real b>,
+// when the table is small and there are enough influences to repay it.
+constexpr int64_t kMaxSignJoints = 64;
 
 template <class T>
-FASTKIN_INLINE V8<T> blend_duals(const T* pose, const int32_t* joints, const T* w, int64_t K) {
-  const T* first = pose + kDualStride * joints[0];
-  V8<T> d = load<V8<T>>(first) * w[0];
-  for (int64_t k = 1; k < K; ++k) {
-    const T* q = pose + kDualStride * joints[k];
-    d += load<V8<T>>(q) * (hemisphere(first, q) * w[k]);
+struct Hemispheres {
+  const T* pose;
+  int64_t num_joints;
+  bool tabled;
+  alignas(64) T signs[kMaxSignJoints * kMaxSignJoints];
+
+  Hemispheres(const T* pose_, int64_t J, int64_t influences) : pose(pose_), num_joints(J) {
+    tabled = J <= kMaxSignJoints && influences >= J * J;
+    if (!tabled) return;
+    for (int64_t a = 0; a < J; ++a)
+      for (int64_t b = 0; b < J; ++b) signs[a * J + b] = direct(pose + kDualStride * a, pose + kDualStride * b);
   }
+  static T direct(const T* first, const T* q) {
+    return first[0] * q[0] + first[1] * q[1] + first[2] * q[2] + first[3] * q[3] < 0 ? T(-1) : T(1);
+  }
+  // Sign that puts joint b's dual quaternion on the hemisphere of joint a's.
+  FASTKIN_INLINE T operator()(int32_t a, int32_t b) const {
+    return tabled ? signs[a * num_joints + b] : direct(pose + kDualStride * a, pose + kDualStride * b);
+  }
+};
+
+template <class T>
+FASTKIN_INLINE Row<T> blend_duals(const T* pose, const Hemispheres<T>& hemisphere, const int32_t* joints, const T* w,
+                                  int64_t K) {
+  Row<T> d = load<Row<T>>(pose + kDualStride * joints[0]) * w[0];
+  for (int64_t k = 1; k < K; ++k)
+    d += load<Row<T>>(pose + kDualStride * joints[k]) * (hemisphere(joints[0], joints[k]) * w[k]);
   return d;
 }
 
-// A block of vertices in structure-of-arrays rows: blended real part r
-// (xyzw), dual part d (xyzw) and the vertex p.
+// Rows x, y, z of 8 points stored xyz xyz ... (24 values from p).
+template <class T>
+FASTKIN_INLINE void deinterleave(const T* p, Row<T>* xyz) {
+#if FASTKIN_SHUFFLE
+  const Row<T> a = load<Row<T>>(p), b = load<Row<T>>(p + 8), c = load<Row<T>>(p + 16);
+  const Row<T> x = __builtin_shufflevector(a, b, 0, 3, 6, 9, 12, 15, 0, 0);
+  const Row<T> y = __builtin_shufflevector(a, b, 1, 4, 7, 10, 13, 0, 0, 0);
+  const Row<T> z = __builtin_shufflevector(a, b, 2, 5, 8, 11, 14, 0, 0, 0);
+  xyz[0] = __builtin_shufflevector(x, c, 0, 1, 2, 3, 4, 5, 10, 13);
+  xyz[1] = __builtin_shufflevector(y, c, 0, 1, 2, 3, 4, 8, 11, 14);
+  xyz[2] = __builtin_shufflevector(z, c, 0, 1, 2, 3, 4, 9, 12, 15);
+#else
+  for (int i = 0; i < kBlock; ++i)
+    for (int c = 0; c < 3; ++c) xyz[c][i] = p[3 * i + c];
+#endif
+}
+
+// The inverse of deinterleave: 24 values xyz xyz ... into p.
+template <class T>
+FASTKIN_INLINE void interleave(const Row<T>* xyz, T* p) {
+#if FASTKIN_SHUFFLE
+  const Row<T> &x = xyz[0], &y = xyz[1], &z = xyz[2];
+  const Row<T> a = __builtin_shufflevector(x, y, 0, 8, 0, 1, 9, 0, 2, 10);
+  const Row<T> b = __builtin_shufflevector(x, y, 0, 3, 11, 0, 4, 12, 0, 5);
+  const Row<T> c = __builtin_shufflevector(x, y, 13, 0, 6, 14, 0, 7, 15, 0);
+  store(p, __builtin_shufflevector(a, z, 0, 1, 8, 3, 4, 9, 6, 7));
+  store(p + 8, __builtin_shufflevector(b, z, 10, 1, 2, 11, 4, 5, 12, 7));
+  store(p + 16, __builtin_shufflevector(c, z, 0, 13, 2, 3, 14, 5, 6, 15));
+#else
+  for (int i = 0; i < kBlock; ++i)
+    for (int c = 0; c < 3; ++c) p[3 * i + c] = xyz[c][i];
+#endif
+}
+
+// Three rows from 3-vectors v0 .. v0 + n (n <= 8; missing lanes are zero).
+template <class T>
+FASTKIN_INLINE void load_rows(const T* p, int n, Row<T>* xyz) {
+  if (n == kBlock) return deinterleave(p, xyz);
+  alignas(64) T buffer[3 * kBlock] = {};
+  for (int i = 0; i < 3 * n; ++i) buffer[i] = p[i];
+  deinterleave(buffer, xyz);
+}
+
+// Stores (or adds) the first n lanes of three rows as 3-vectors.
+template <class T>
+FASTKIN_INLINE void store_rows(const Row<T>* xyz, int n, T* p, bool add) {
+  alignas(64) T buffer[3 * kBlock];
+  if (n == kBlock && !add) return interleave(xyz, p);
+  interleave(xyz, buffer);
+  for (int i = 0; i < 3 * n; ++i) p[i] = add ? p[i] + buffer[i] : buffer[i];
+}
+
+// A block of vertices in rows: blended real part r (xyzw), dual part d
+// (xyzw) and the vertex p.
 template <class T>
 struct DualBlock {
-  V16<T> r[4], d[4], p[3];
+  Row<T> r[4], d[4], p[3];
 };
 
 // Rows for vertices [v0, v0 + n) of one pose; lanes past n get the identity.
 template <class T>
-void load_block(const SkinInputs<T>& in, const T* pose, const T* vertices, int64_t v0, int n, DualBlock<T>& block) {
+FASTKIN_INLINE void load_block(const SkinInputs<T>& in, const T* pose, const Hemispheres<T>& hemisphere,
+                               const T* vertices, int64_t v0, int n, DualBlock<T>& block) {
   const int64_t K = in.num_influences;
-  alignas(64) T rows[11][kBlock];
+  Row<T> q[kBlock];
   for (int i = 0; i < kBlock; ++i) {
-    if (i < n) {
-      const int64_t v = v0 + i;
-      const V8<T> q = blend_duals(pose, in.joint_indices + v * K, in.weights + v * K, K);
-      for (int c = 0; c < 8; ++c) rows[c][i] = q[c];
-      for (int c = 0; c < 3; ++c) rows[8 + c][i] = vertices[3 * v + c];
-    } else {
-      for (int c = 0; c < 11; ++c) rows[c][i] = c == 3 ? T(1) : T(0);
-    }
+    const int64_t v = v0 + i;
+    q[i] = i < n ? blend_duals(pose, hemisphere, in.joint_indices + v * K, in.weights + v * K, K)
+                 : Row<T>{0, 0, 0, 1, 0, 0, 0, 0};
   }
-  for (int c = 0; c < 4; ++c) block.r[c] = load<V16<T>>(rows[c]);
-  for (int c = 0; c < 4; ++c) block.d[c] = load<V16<T>>(rows[4 + c]);
-  for (int c = 0; c < 3; ++c) block.p[c] = load<V16<T>>(rows[8 + c]);
+#if FASTKIN_SHUFFLE
+  transpose_tile<T, kBlock>(q);
+#else
+  Row<T> t[kBlock];
+  for (int i = 0; i < kBlock; ++i)
+    for (int c = 0; c < kBlock; ++c) t[c][i] = q[i][c];
+  for (int c = 0; c < kBlock; ++c) q[c] = t[c];
+#endif
+  for (int c = 0; c < 4; ++c) block.r[c] = q[c];
+  for (int c = 0; c < 4; ++c) block.d[c] = q[4 + c];
+  load_rows(vertices + 3 * v0, n, block.p);
 }
 
 template <class V>
@@ -359,21 +416,21 @@ FASTKIN_INLINE void cross(const V* a, const V* b, V* out) {
 // by N = |r|^2: no square root. E below is that quadratic part, halved.
 template <class T>
 struct DualTerms {
-  V16<T> s;     // 2 / N
-  V16<T> u[3];  // r_xyz x p + r_w p
-  V16<T> e[3];  // r_xyz x u (+ r_w d_xyz - d_w r_xyz + r_xyz x d_xyz for points)
+  Row<T> s;     // 2 / N
+  Row<T> u[3];  // r_xyz x p + r_w p
+  Row<T> e[3];  // r_xyz x u (+ r_w d_xyz - d_w r_xyz + r_xyz x d_xyz for points)
 };
 
 template <class T>
 FASTKIN_INLINE DualTerms<T> dual_terms(const DualBlock<T>& k, bool points) {
   DualTerms<T> t;
-  const V16<T>* r = k.r;
+  const Row<T>* r = k.r;
   t.s = T(2) / (r[0] * r[0] + r[1] * r[1] + r[2] * r[2] + r[3] * r[3]);
   cross(r, k.p, t.u);
   for (int c = 0; c < 3; ++c) t.u[c] += r[3] * k.p[c];
   cross(r, t.u, t.e);
   if (points) {
-    V16<T> rd[3];
+    Row<T> rd[3];
     cross(r, k.d, rd);
     for (int c = 0; c < 3; ++c) t.e[c] += r[3] * k.d[c] - k.d[3] * r[c] + rd[c];
   }
@@ -385,21 +442,20 @@ bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t be
   const int64_t V = in.num_vertices;
   const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
   const T* pose = table + b * in.num_joints * kDualStride;
+  const Hemispheres<T> hemisphere(pose, in.num_joints, (end - begin) * in.num_influences);
   T* o = out + b * V * 3;
-  V16<T> poison = {};
+  Row<T> poison = {};
   for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
     const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
     DualBlock<T> block;
-    load_block(in, pose, vertices, v0, n, block);
+    load_block(in, pose, hemisphere, vertices, v0, n, block);
     const DualTerms<T> t = dual_terms(block, in.points);
-    alignas(64) T rows[3][kBlock];
+    Row<T> moved[3];
     for (int c = 0; c < 3; ++c) {
-      const V16<T> moved = block.p[c] + t.s * t.e[c];
-      poison += moved * T(0);
-      store(rows[c], moved);
+      moved[c] = block.p[c] + t.s * t.e[c];
+      poison += moved[c] * T(0);
     }
-    for (int i = 0; i < n; ++i)
-      for (int c = 0; c < 3; ++c) o[3 * (v0 + i) + c] = rows[c][i];
+    store_rows(moved, n, o + 3 * v0, false);
   }
   return clean(poison);
 }
@@ -412,73 +468,65 @@ void dual_backward(const SkinInputs<T>& in, const T* table, int64_t begin, int64
   for (int64_t b = 0; b < in.batch; ++b) {
     const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
     const T* pose = table + b * J * kDualStride;
+    const Hemispheres<T> hemisphere(pose, J, (end - begin) * K);
     T* grad_pose = grad_table + b * J * kDualStride;
     const T* g_out = grad_out + b * V * 3;
     T* g_vertices = grad_vertices ? grad_vertices + (in.vertices_batched ? b * V * 3 : 0) : nullptr;
     for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
       const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
       DualBlock<T> k;
-      load_block(in, pose, vertices, v0, n, k);
+      load_block(in, pose, hemisphere, vertices, v0, n, k);
       const DualTerms<T> t = dual_terms(k, in.points);
-      alignas(64) T g_rows[3][kBlock] = {};
-      for (int i = 0; i < n; ++i)
-        for (int c = 0; c < 3; ++c) g_rows[c][i] = g_out[3 * (v0 + i) + c];
-      V16<T> g[3];
-      for (int c = 0; c < 3; ++c) g[c] = load<V16<T>>(g_rows[c]);
-      const V16<T>* r = k.r;
-      const V16<T>* d = k.d;
-      const V16<T> ge = g[0] * t.e[0] + g[1] * t.e[1] + g[2] * t.e[2];
-      const V16<T> gr = g[0] * r[0] + g[1] * r[1] + g[2] * r[2];
-      const V16<T> gd = g[0] * d[0] + g[1] * d[1] + g[2] * d[2];
-      V16<T> g_x_r[3], u_x_g[3], p_x_gr[3], d_x_g[3], gr_x_r[3];
+      Row<T> g[3];
+      load_rows(g_out + 3 * v0, n, g);
+      const Row<T>* r = k.r;
+      const Row<T>* d = k.d;
+      const Row<T> ge = g[0] * t.e[0] + g[1] * t.e[1] + g[2] * t.e[2];
+      const Row<T> gr = g[0] * r[0] + g[1] * r[1] + g[2] * r[2];
+      const Row<T> gd = g[0] * d[0] + g[1] * d[1] + g[2] * d[2];
+      Row<T> g_x_r[3], u_x_g[3], p_x_gr[3], d_x_g[3], gr_x_r[3];
       cross(g, r, g_x_r);
       cross(t.u, g, u_x_g);
       cross(k.p, g_x_r, p_x_gr);
       cross(d, g, d_x_g);
       cross(g_x_r, r, gr_x_r);
-      const V16<T> p_gr = k.p[0] * g_x_r[0] + k.p[1] * g_x_r[1] + k.p[2] * g_x_r[2];
+      const Row<T> p_gr = k.p[0] * g_x_r[0] + k.p[1] * g_x_r[1] + k.p[2] * g_x_r[2];
       // d (s g.E) with s = 2 / N: s dE + (g.E) ds, ds / dr = -s 2 r / N = -s^2 r.
-      const V16<T> shrink = ge * t.s * t.s;
-      V16<T> grad[8];
+      const Row<T> shrink = ge * t.s * t.s;
+      Row<T> grad[kBlock];
       for (int c = 0; c < 3; ++c) {
         grad[c] = t.s * (u_x_g[c] + p_x_gr[c] + e * (d_x_g[c] - d[3] * g[c])) - shrink * r[c];
         grad[4 + c] = t.s * e * (r[3] * g[c] + g_x_r[c]);
       }
       grad[3] = t.s * (p_gr + e * gd) - shrink * r[3];
       grad[7] = -t.s * e * gr;
-      alignas(64) T grad_rows[8][kBlock];
-      for (int c = 0; c < 8; ++c) store(grad_rows[c], grad[c]);
       if (g_vertices) {
-        alignas(64) T gv_rows[3][kBlock];
-        for (int c = 0; c < 3; ++c) store(gv_rows[c], g[c] + t.s * (gr_x_r[c] + r[3] * g_x_r[c]));
-        for (int i = 0; i < n; ++i) {
-          for (int c = 0; c < 3; ++c) {
-            if (in.vertices_batched) {
-              g_vertices[3 * (v0 + i) + c] = gv_rows[c][i];
-            } else {
-              g_vertices[3 * (v0 + i) + c] += gv_rows[c][i];
-            }
-          }
-        }
+        Row<T> gv[3];
+        for (int c = 0; c < 3; ++c) gv[c] = g[c] + t.s * (gr_x_r[c] + r[3] * g_x_r[c]);
+        store_rows(gv, n, g_vertices + 3 * v0, !in.vertices_batched);
       }
-      // The blend is linear: each joint's dual quaternion gets its signed
-      // weight times the blend's gradient.
+      // Back to one 8-value gradient per vertex. The blend is linear: each
+      // joint's dual quaternion gets its signed weight times that gradient.
+#if FASTKIN_SHUFFLE
+      transpose_tile<T, kBlock>(grad);
+#else
+      Row<T> tr[kBlock];
+      for (int i = 0; i < kBlock; ++i)
+        for (int c = 0; c < kBlock; ++c) tr[i][c] = grad[c][i];
+      for (int i = 0; i < kBlock; ++i) grad[i] = tr[i];
+#endif
       for (int i = 0; i < n; ++i) {
         const int64_t v = v0 + i;
         const int32_t* joints = in.joint_indices + v * K;
         const T* w = in.weights + v * K;
-        V8<T> grad_blend;
-        for (int c = 0; c < 8; ++c) grad_blend[c] = grad_rows[c][i];
-        const T* first = pose + kDualStride * joints[0];
         for (int64_t q = 0; q < K; ++q) {
-          const T* dq = pose + kDualStride * joints[q];
-          const T sign = q == 0 ? T(1) : hemisphere(first, dq);
+          const T sign = q == 0 ? T(1) : hemisphere(joints[0], joints[q]);
           T* gp = grad_pose + kDualStride * joints[q];
-          store(gp, load<V8<T>>(gp) + grad_blend * (sign * w[q]));
+          store(gp, load<Row<T>>(gp) + grad[i] * (sign * w[q]));
           if (grad_weights) {
-            const V8<T> prod = load<V8<T>>(dq) * grad_blend;
+            const Row<T> prod = load<Row<T>>(pose + kDualStride * joints[q]) * grad[i];
             T dot = 0;
-            for (int c = 0; c < 8; ++c) dot += prod[c];
+            for (int c = 0; c < kBlock; ++c) dot += prod[c];
             grad_weights[v * K + q] += sign * dot;
           }
         }
