@@ -311,9 +311,10 @@ struct Hemispheres {
   }
 };
 
-template <class T>
+template <class T, int KS>
 FASTKIN_INLINE Row<T> blend_duals(const T* pose, const Hemispheres<T>& hemisphere, const int32_t* joints, const T* w,
                                   int64_t K) {
+  if constexpr (KS > 0) K = KS;
   Row<T> d = load<Row<T>>(pose + kDualStride * joints[0]) * w[0];
   for (int64_t k = 1; k < K; ++k)
     d += load<Row<T>>(pose + kDualStride * joints[k]) * (hemisphere(joints[0], joints[k]) * w[k]);
@@ -380,14 +381,14 @@ struct DualBlock {
 };
 
 // Rows for vertices [v0, v0 + n) of one pose; lanes past n get the identity.
-template <class T>
+template <class T, int KS>
 FASTKIN_INLINE void load_block(const SkinInputs<T>& in, const T* pose, const Hemispheres<T>& hemisphere,
                                const T* vertices, int64_t v0, int n, DualBlock<T>& block) {
   const int64_t K = in.num_influences;
   Row<T> q[kBlock];
   for (int i = 0; i < kBlock; ++i) {
     const int64_t v = v0 + i;
-    q[i] = i < n ? blend_duals(pose, hemisphere, in.joint_indices + v * K, in.weights + v * K, K)
+    q[i] = i < n ? blend_duals<T, KS>(pose, hemisphere, in.joint_indices + v * K, in.weights + v * K, K)
                  : Row<T>{0, 0, 0, 1, 0, 0, 0, 0};
   }
 #if FASTKIN_SHUFFLE
@@ -437,8 +438,8 @@ FASTKIN_INLINE DualTerms<T> dual_terms(const DualBlock<T>& k, bool points) {
   return t;
 }
 
-template <class T>
-bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t begin, int64_t end, T* out) {
+template <class T, int KS>
+bool dual_forward_fixed(const SkinInputs<T>& in, const T* table, int64_t b, int64_t begin, int64_t end, T* out) {
   const int64_t V = in.num_vertices;
   const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
   const T* pose = table + b * in.num_joints * kDualStride;
@@ -448,7 +449,7 @@ bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t be
   for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
     const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
     DualBlock<T> block;
-    load_block(in, pose, hemisphere, vertices, v0, n, block);
+    load_block<T, KS>(in, pose, hemisphere, vertices, v0, n, block);
     const DualTerms<T> t = dual_terms(block, in.points);
     Row<T> moved[3];
     for (int c = 0; c < 3; ++c) {
@@ -458,6 +459,13 @@ bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t be
     store_rows(moved, n, o + 3 * v0, false);
   }
   return clean(poison);
+}
+
+template <class T>
+bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t begin, int64_t end, T* out) {
+  return with_influences(in.num_influences, [&](auto ks) {
+    return dual_forward_fixed<T, decltype(ks)::value>(in, table, b, begin, end, out);
+  });
 }
 
 template <class T>
@@ -475,7 +483,7 @@ void dual_backward(const SkinInputs<T>& in, const T* table, int64_t begin, int64
     for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
       const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
       DualBlock<T> k;
-      load_block(in, pose, hemisphere, vertices, v0, n, k);
+      load_block<T, 0>(in, pose, hemisphere, vertices, v0, n, k);
       const DualTerms<T> t = dual_terms(k, in.points);
       Row<T> g[3];
       load_rows(g_out + 3 * v0, n, g);
