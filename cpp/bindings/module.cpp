@@ -29,5 +29,6 @@ NB_MODULE(_core, m) {
       "unknown";
 #endif
   fastkin::bindings::bind_fk(m);
+  fastkin::bindings::bind_bone_frames(m);
   fastkin::bindings::bind_parse(m);
 }

@@ -4,5 +4,6 @@
 
 namespace fastkin::bindings {
 void bind_fk(nanobind::module_& m);
+void bind_bone_frames(nanobind::module_& m);
 void bind_parse(nanobind::module_& m);
 }
