@@ -132,6 +132,10 @@ def bone_world_to_local_native(parents: list[int], bone_rotations: torch.Tensor,
     return local
 
 
+# Under torch.compile the constants are made once at trace time (numpy code
+# that dynamo need not trace) and enter the graph as a constant tensor,
+# guarded on the skeleton's identity.
+@torch.compiler.assume_constant_result
 def _constants_tensor(skeleton: Skeleton, frames: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """C_j = W0_jᵀ A_j as a tensor (cached per dtype and device for the default frames)."""
     if frames is not None:

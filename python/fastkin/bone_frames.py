@@ -169,7 +169,7 @@ def frame_constants(skeleton: Skeleton, frames: Any | None, dtype: Any) -> np.nd
         constants = _rest_world_rotations(skeleton).transpose(0, 2, 1) @ _checked_frames(frames, skeleton.num_joints)
         return np.ascontiguousarray(constants, dtype=dtype)
     # The skeleton's per-dtype cache (it also holds its torch tensors).
-    key = ("bone_frame_constants", dtype)
+    key = ("bone_frame_constants", dtype.name)  # a plain-string key: torch.compile guards on this dict
     constants = skeleton._torch_cache.get(key)
     if constants is None:
         constants = frame_constants(skeleton, bone_frames(skeleton), dtype)
