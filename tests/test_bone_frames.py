@@ -23,10 +23,12 @@ from reference import (
 from test_fk import assert_close, skeletons
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+# float32 error grows with depth: ~1.4e-5 through a 200-joint chain (fk's own).
+DEEP_TOLERANCE = {np.float64: 1e-12, np.float32: 5e-5}
 
 
 @st.composite
-def posed_skeletons(draw, max_joints=120):
+def posed_skeletons(draw, max_joints=200):
     """A random skeleton (sometimes with rest rotations and zero-length
     bones) and its rng."""
     skeleton, rng = draw(skeletons(max_joints=max_joints))
@@ -171,10 +173,10 @@ def test_round_trip_and_reference_on_random_skeletons(case, batch, dtype, form):
     assert bone.dtype == dtype and bone.shape == batch + (skeleton.num_joints, 3, 3)
     frames = frames_of(skeleton)
     expected = bone_world_reference(skeleton.parents, skeleton.offsets, skeleton.rest_rotations, rotations, frames)
-    assert_close(bone, expected, TOLERANCE[dtype] * 10)
+    assert_close(bone, expected, DEEP_TOLERANCE[dtype])
     local = fastkin.bone_world_to_local(skeleton, bone)
     assert local.dtype == dtype and local.shape == bone.shape
-    assert_close(local, local_matrices(rotations, skeleton.num_joints), TOLERANCE[dtype] * 10)
+    assert_close(local, local_matrices(rotations, skeleton.num_joints), DEEP_TOLERANCE[dtype])
     if dtype == np.float64:  # the inverse alone, from the reference Q
         back = bone_local_reference(skeleton.parents, skeleton.offsets, skeleton.rest_rotations, expected, frames)
         assert_close(fastkin.bone_world_to_local(skeleton, expected), back, 1e-12)
