@@ -94,7 +94,7 @@ def test_gradients_match_the_native_path_on_a_large_batch():
 
 
 def test_opcheck_custom_ops():
-    skeleton, rotations = make_case(FOREST, (3,), seed=5, form="matrix")
+    skeleton, _ = make_case(FOREST, (3,), seed=5, form="matrix")
     constants = constants_of(skeleton)
     parents = torch.tensor(FOREST, dtype=torch.int32)
     matrices = torch.randn(3, len(FOREST), 3, 3, dtype=torch.float64, requires_grad=True)
