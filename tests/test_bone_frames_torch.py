@@ -125,6 +125,22 @@ def test_torch_compile_fullgraph(backend):
     torch.testing.assert_close(compiled_grad, eager_grad)
 
 
+def test_torch_compile_two_skeletons_custom_frames_and_dtypes():
+    """Constants made while tracing, several in one graph."""
+    skeleton, rotations = make_case(FOREST, (3,), seed=11)
+    other, other_rotations = make_case(SMPL_PARENTS, (2,), torch.float32, seed=12)
+    frames = fastkin.bone_frames(skeleton, primary_child={0: 6})
+
+    def step(r, s):
+        mine = fastkin.bone_world_to_local(skeleton, fastkin.local_to_bone_world(skeleton, r, frames=frames), frames=frames)
+        theirs = fastkin.local_to_bone_world(other, s)
+        return mine, theirs, fastkin.local_to_bone_world(skeleton, r)
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    for got, expected in zip(compiled(rotations, other_rotations), step(rotations, other_rotations)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_native_path_matches_the_kernels():
     skeleton, rotations = make_case(FOREST, (2, 3), seed=7, form="matrix")
     bone = fastkin.local_to_bone_world(skeleton, rotations).detach()

@@ -132,12 +132,13 @@ def bone_world_to_local_native(parents: list[int], bone_rotations: torch.Tensor,
     return local
 
 
-# Under torch.compile the constants are made once at trace time (numpy code
-# that dynamo need not trace) and enter the graph as a constant tensor,
-# guarded on the skeleton's identity.
-@torch.compiler.assume_constant_result
 def _constants_tensor(skeleton: Skeleton, frames: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """C_j = W0_jᵀ A_j as a tensor (cached per dtype and device for the default frames)."""
+    if torch.compiler.is_compiling():
+        # dynamo cannot trace the numpy that makes the frames: they are made
+        # once at trace time and enter the graph as literal values.
+        values = _constant_values(skeleton, frames)
+        return torch.tensor(values, dtype=torch.float64, device=device).to(dtype).reshape(-1, 3, 3)
     if frames is not None:
         return torch.as_tensor(frame_constants(skeleton, frames, "float64")).to(dtype=dtype, device=device)
     key = ("bone_frame_constants", dtype, device)
@@ -146,3 +147,10 @@ def _constants_tensor(skeleton: Skeleton, frames: Any, dtype: torch.dtype, devic
         cached = torch.as_tensor(frame_constants(skeleton, None, "float64").copy()).to(dtype=dtype, device=device)
         skeleton._torch_cache[key] = cached
     return cached
+
+
+@torch.compiler.assume_constant_result
+def _constant_values(skeleton: Skeleton, frames: Any) -> tuple:
+    """The constants as a flat tuple of floats (what dynamo can bake into a
+    graph; guarded on the skeleton's identity, frames taken as constant)."""
+    return tuple(frame_constants(skeleton, frames, "float64").ravel().tolist())
