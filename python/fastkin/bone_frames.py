@@ -73,10 +73,11 @@ def local_to_bone_world(skeleton: Skeleton, rotations: Any, *, frames: Any | Non
     """Bone-aligned world rotations ``Q_j = W_j W0_jᵀ A_j`` of a batch of
     poses: ``W_j`` is the posed world rotation of joint j (as from
     :func:`fastkin.fk_batch`), ``W0_j`` its rest world rotation and ``A_j``
-    its rest bone frame. The first column of ``Q_j`` is the posed direction
-    of the rest bone direction carried by joint j (for a joint with a
-    primary child: the unit vector from it to that child); the rest is the
-    twist about it. At the rest pose ``Q_j = A_j``.
+    its rest bone frame. The first column of ``Q_j`` is the bone's direction
+    in the pose (for a joint with a primary child: the unit vector from the
+    joint to that child; for a leaf: its rest direction turned by its own
+    rotation); the other two columns give the twist about it. At the rest
+    pose ``Q_j = A_j``.
 
     Args:
         skeleton: the :class:`fastkin.Skeleton`.
