@@ -301,3 +301,62 @@ def random_rigid_transforms(rng: np.random.Generator, shape, scale: float = 1.0)
     rotation = Rotation.from_quat(random_quaternions(rng, (int(np.prod(shape)),))).as_matrix()
     out = np.concatenate([rotation, scale * rng.normal(size=(len(rotation), 3, 1))], axis=-1)
     return out.reshape(tuple(shape) + (3, 4))
+def primary_children_reference(parents, offsets) -> list[int]:
+    """The documented primary-child rule, written out joint by joint: the
+    child with the longest offset (lowest index on ties), skipping bones
+    shorter than 1e-9 of the longest; -1 for none."""
+    lengths = [float(np.sqrt(np.dot(o, o))) for o in np.asarray(offsets, np.float64)]
+    longest = max([lengths[j] for j, p in enumerate(parents) if p >= 0], default=0.0)
+    chosen = []
+    for j in range(len(parents)):
+        best = -1
+        for c, p in enumerate(parents):
+            if p == j and lengths[c] > 1e-9 * longest and (best < 0 or lengths[c] > lengths[best]):
+                best = c
+        chosen.append(best)
+    return chosen
+
+
+def bone_frames_reference(parents, offsets, rest_rotations, primary=None) -> np.ndarray:
+    """(J, 3, 3) rest bone frames from rest-pose joint positions (fk_reference):
+    first column towards the primary child, else from the parent, else the
+    joint's rest x axis; second the least-aligned world axis, orthogonalised;
+    third their cross product."""
+    parents = list(parents)
+    offsets = np.asarray(offsets, np.float64)
+    primary = primary_children_reference(parents, offsets) if primary is None else primary
+    rest_r, rest_p = fk_reference(parents, offsets, rest_rotations)
+    lengths = np.linalg.norm(offsets, axis=1)
+    longest = max([lengths[j] for j, p in enumerate(parents) if p >= 0], default=0.0)
+    frames = np.zeros((len(parents), 3, 3))
+    for j, p in enumerate(parents):
+        if primary[j] >= 0:
+            bone = rest_p[primary[j]] - rest_p[j]
+        elif p >= 0 and lengths[j] > 1e-9 * longest:
+            bone = rest_p[j] - rest_p[p]
+        else:
+            bone = rest_r[j][:, 0]
+        first = bone / np.linalg.norm(bone)
+        axis = np.eye(3)[min(range(3), key=lambda k: abs(first[k]))]
+        second = axis - np.dot(axis, first) * first
+        second = second / np.linalg.norm(second)
+        frames[j] = np.column_stack([first, second, np.cross(first, second)])
+    return frames
+
+
+def bone_world_reference(parents, offsets, rest_rotations, rotations, frames) -> np.ndarray:
+    """Q_j = W_j W0_jᵀ A_j in float64, (..., J, 3, 3)."""
+    world = fk_reference(parents, offsets, rotations)[0]
+    rest_world = fk_reference(parents, offsets, rest_rotations)[0]
+    return world @ np.swapaxes(rest_world, -1, -2) @ frames
+
+
+def bone_local_reference(parents, offsets, rest_rotations, bone_rotations, frames) -> np.ndarray:
+    """Local rotations from Q: W_j = Q_j A_jᵀ W0_j, L_j = W_pᵀ W_j (a joint loop)."""
+    rest_world = fk_reference(parents, offsets, rest_rotations)[0]
+    world = np.asarray(bone_rotations, np.float64) @ np.swapaxes(frames, -1, -2) @ rest_world
+    local = world.copy()
+    for j, p in enumerate(parents):
+        if p >= 0:
+            local[..., j, :, :] = np.swapaxes(world[..., p, :, :], -1, -2) @ world[..., j, :, :]
+    return local

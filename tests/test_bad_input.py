@@ -16,6 +16,8 @@ sk = fastkin.Skeleton([-1, 0, 1, 1], np.ones((4, 3)))
 q = np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (5, 4, 1))
 T = np.tile(np.eye(3, 4), (5, 4, 1, 1))  # skinning: 5 poses, 4 joints, 6 vertices, 2 influences
 V = np.zeros((6, 3)); J = np.zeros((6, 2), np.int32); W = np.full((6, 2), 0.5)
+b = np.tile(np.eye(3), (5, 4, 1, 1))  # bone-aligned world rotations
+c = np.tile(np.eye(3), (4, 1, 1))  # per-joint bone-frame constants
 """
 
 # (code, expected exception type, text the message must contain)
@@ -64,6 +66,37 @@ CASES = {
     "raw_skin_bad_method": ("_core.skin_forward('cubic', T, V, J, W, True, np.empty((5, 6, 3)))", "ValueError", "method must be"),
     "top_k_too_many": ("fastkin.top_k_weights(np.ones((3, 4)), k=5)", "ValueError", "k must be an int in [1, 4]"),
     "skinning_transforms_bad_bind": ("fastkin.skinning_transforms(sk, *fastkin.fk_batch(sk, q), inverse_bind=np.zeros((3, 4, 4)))", "ValueError", "inverse_bind must have shape (4, 4, 4)"),
+    # bone frames
+    "bone_wrong_joint_count": ("fastkin.bone_world_to_local(sk, np.zeros((5, 3, 3, 3)))", "ValueError", "bone_rotations must have shape (..., 4, 3, 3), got (5, 3, 3, 3)"),
+    "bone_quaternions": ("fastkin.bone_world_to_local(sk, q)", "ValueError", "bone_rotations must have shape (..., 4, 3, 3)"),
+    "bone_scalar": ("fastkin.bone_world_to_local(sk, np.float64(1.0))", "ValueError", "bone_rotations must have shape"),
+    "bone_integer": ("fastkin.bone_world_to_local(sk, b.astype(np.int64))", "TypeError", "bone_rotations must be float32 or float64"),
+    "bone_float16": ("fastkin.bone_world_to_local(sk, b.astype(np.float16))", "TypeError", "bone_rotations must be float32 or float64"),
+    "bone_nan": ("b[1, 2, 0, 0] = np.nan; fastkin.bone_world_to_local(sk, b)", "ValueError", "bone_rotations must be finite"),
+    "bone_inf": ("b[4, 3, 2, 1] = -np.inf; fastkin.bone_world_to_local(sk, b.astype(np.float32))", "ValueError", "bone_rotations must be finite"),
+    "bone_overflow": ("fastkin.bone_world_to_local(sk, b.astype(np.float32) * 1e30)", "ValueError", "bone_world_to_local overflowed"),
+    "bone_not_a_skeleton": ("fastkin.bone_world_to_local([-1, 0], b)", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "local_to_bone_nan": ("q[0, 1, 2] = np.nan; fastkin.local_to_bone_world(sk, q)", "ValueError", "rotations must be finite"),
+    "local_to_bone_wrong_shape": ("fastkin.local_to_bone_world(sk, np.zeros((5, 3, 4)))", "ValueError", "rotations must have shape (..., 4, 4)"),
+    "local_to_bone_not_a_skeleton": ("fastkin.local_to_bone_world(None, q)", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "bone_frames_not_a_skeleton": ("fastkin.bone_frames('skeleton')", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "frames_wrong_shape": ("fastkin.local_to_bone_world(sk, q, frames=np.eye(3))", "ValueError", "frames must have shape (4, 3, 3), got (3, 3)"),
+    "frames_not_rotations": ("fastkin.bone_world_to_local(sk, b, frames=2 * c)", "ValueError", "frames[0] is not a rotation matrix"),
+    "frames_reflection": ("c[2, 0, 0] = -1; fastkin.bone_world_to_local(sk, b, frames=c)", "ValueError", "frames[2] is not a rotation matrix"),
+    "frames_nan": ("c[1, 1, 1] = np.nan; fastkin.local_to_bone_world(sk, q, frames=c)", "ValueError", "frames must be finite"),
+    "frames_strings": ("fastkin.local_to_bone_world(sk, q, frames=np.full((4, 3, 3), 'x'))", "TypeError", "frames must be a real numeric array"),
+    "primary_child_not_a_child": ("fastkin.bone_frames(sk, primary_child={0: 2})", "ValueError", "primary_child: joint 2 (joint_2) is not a child of joint 0"),
+    "primary_child_none": ("fastkin.bone_frames(sk, primary_child=[None, -1, -1, -1])", "TypeError", "primary_child: a joint is an int index or a str name"),
+    "leaf_axis_wrong_shape": ("fastkin.bone_frames(sk, leaf_axis=np.ones((3, 3)))", "ValueError", "leaf_axis must have shape (3,) or (4, 3)"),
+    "raw_bone_joint_mismatch": ("_core.bone_world_to_local(sk.parents, b, c[:3], np.empty_like(b))", "ValueError", "parents has 4 joints but constants has 3"),
+    "raw_bone_constants_dtype": ("_core.bone_world_to_local(sk.parents, b.astype(np.float32), c, np.empty_like(b, np.float32))", "TypeError", "constants must have dtype float32"),
+    "raw_bone_constants_ndim": ("_core.bone_right_multiply(b, c[0], False, np.empty_like(b))", "ValueError", "constants must have shape (J, 3, 3), got (3, 3)"),
+    "raw_bone_output_shape": ("_core.bone_world_to_local(sk.parents, b, c, np.empty((4, 4, 3, 3)))", "ValueError", "local_rotations must have shape (5, 4, 3, 3)"),
+    "raw_bone_output_strided": ("_core.bone_right_multiply(b, c, True, np.empty((5, 4, 3, 6))[..., ::2])", "ValueError", "out must be C-contiguous"),
+    "raw_bone_read_only_output": ("o = np.empty_like(b); o.setflags(write=False); _core.bone_right_multiply(b, c, False, o)", "TypeError", "bone_right_multiply"),
+    "raw_bone_matrices_dtype": ("_core.bone_right_multiply(b.astype(np.int32), c, False, np.empty_like(b))", "TypeError", "matrices must have dtype float32 or float64"),
+    "raw_bone_grad_shape": ("_core.bone_world_to_local_backward(sk.parents, b, c, b[:2], np.empty_like(b))", "ValueError", "grad_local_rotations must have shape (5, 4, 3, 3)"),
+    "raw_bone_bad_parents": ("_core.bone_world_to_local(np.array([-1, 3, 0, 0], np.int32), b, c, np.empty_like(b))", "ValueError", "parents[1] = 3"),
     "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
     "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
 }

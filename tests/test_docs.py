@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,14 @@ from fastkin import cli, data, kinematics, motion, rotations, skeleton
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+# The module, not the function fastkin.bone_frames that shadows it.
+bone_frames = importlib.import_module("fastkin.bone_frames")
 
 
 @pytest.mark.parametrize(
-    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, data, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
+    "module",
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, cli, data, asf, bvh, errors, gltf, layout],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
     globs = {"np": np, "fastkin": fastkin, **vars(module)}

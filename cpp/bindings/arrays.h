@@ -27,6 +27,7 @@ std::vector<int64_t> shape_of(const A& a) {
 
 template <class A>
 void require_c_contiguous(const A& a, const char* name) {
+  if (a.size() == 0) return;  // no elements, no layout (strides of empty arrays vary)
   int64_t expected = 1;
   for (size_t i = a.ndim(); i-- > 0;) {
     if (a.shape(i) != 1 && a.stride(i) != expected)

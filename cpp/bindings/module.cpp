@@ -29,6 +29,7 @@ NB_MODULE(_core, m) {
       "unknown";
 #endif
   fastkin::bindings::bind_fk(m);
+  fastkin::bindings::bind_bone_frames(m);
   fastkin::bindings::bind_parse(m);
   fastkin::bindings::bind_skinning(m);
 }
