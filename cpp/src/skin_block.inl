@@ -285,39 +285,47 @@ constexpr int kBlock = 8;
 template <class T>
 using Row = Vec<T, kBlock>;  // one value for each vertex of a block
 
-// Hemisphere signs of a pose, signs[a * J + b] = sign of <real a, real b>,
-// when the table is small and there are enough influences to repay it.
-constexpr int64_t kMaxSignJoints = 64;
-
+// Sign that puts dual quaternion q on the hemisphere of `first` (real parts).
 template <class T>
-struct Hemispheres {
-  const T* pose;
-  int64_t num_joints;
-  bool tabled;
-  alignas(64) T signs[kMaxSignJoints * kMaxSignJoints];
+FASTKIN_INLINE T hemisphere(const T* first, const T* q) {
+  return first[0] * q[0] + first[1] * q[1] + first[2] * q[2] + first[3] * q[3] < 0 ? T(-1) : T(1);
+}
 
-  Hemispheres(const T* pose_, int64_t J, int64_t influences) : pose(pose_), num_joints(J) {
-    tabled = J <= kMaxSignJoints && influences >= J * J;
-    if (!tabled) return;
-    for (int64_t a = 0; a < J; ++a)
-      for (int64_t b = 0; b < J; ++b) signs[a * J + b] = direct(pose + kDualStride * a, pose + kDualStride * b);
-  }
-  static T direct(const T* first, const T* q) {
-    return first[0] * q[0] + first[1] * q[1] + first[2] * q[2] + first[3] * q[3] < 0 ? T(-1) : T(1);
-  }
-  // Sign that puts joint b's dual quaternion on the hemisphere of joint a's.
+// The sign for joints (a, b) of a pose, computed from the dual quaternions...
+template <class T>
+struct DirectSigns {
+  const T* pose;
   FASTKIN_INLINE T operator()(int32_t a, int32_t b) const {
-    return tabled ? signs[a * num_joints + b] : direct(pose + kDualStride * a, pose + kDualStride * b);
+    return hemisphere(pose + kDualStride * a, pose + kDualStride * b);
   }
 };
 
-template <class T, int KS>
-FASTKIN_INLINE Row<T> blend_duals(const T* pose, const Hemispheres<T>& hemisphere, const int32_t* joints, const T* w,
-                                  int64_t K) {
+// ... or looked up in a J x J table made once per pose (and vertex range),
+// when J is small and there are enough influences to repay it.
+constexpr int64_t kMaxTabledJoints = 64;
+
+template <class T>
+struct TabledSigns {
+  const T* signs;
+  int64_t num_joints;
+  FASTKIN_INLINE T operator()(int32_t a, int32_t b) const { return signs[a * num_joints + b]; }
+};
+
+// Calls body(signs) with the sign functor that suits the range; storage
+// holds kMaxTabledJoints^2 values.
+template <class T, class Body>
+FASTKIN_INLINE auto with_hemispheres(const T* pose, int64_t J, int64_t influences, T* storage, Body&& body) {
+  if (J > kMaxTabledJoints || influences < J * J) return body(DirectSigns<T>{pose});
+  for (int64_t a = 0; a < J; ++a)
+    for (int64_t b = 0; b < J; ++b) storage[a * J + b] = hemisphere(pose + kDualStride * a, pose + kDualStride * b);
+  return body(TabledSigns<T>{storage, J});
+}
+
+template <class T, int KS, class Signs>
+FASTKIN_INLINE Row<T> blend_duals(const T* pose, const Signs& sign, const int32_t* joints, const T* w, int64_t K) {
   if constexpr (KS > 0) K = KS;
   Row<T> d = load<Row<T>>(pose + kDualStride * joints[0]) * w[0];
-  for (int64_t k = 1; k < K; ++k)
-    d += load<Row<T>>(pose + kDualStride * joints[k]) * (hemisphere(joints[0], joints[k]) * w[k]);
+  for (int64_t k = 1; k < K; ++k) d += load<Row<T>>(pose + kDualStride * joints[k]) * (sign(joints[0], joints[k]) * w[k]);
   return d;
 }
 
@@ -381,16 +389,15 @@ struct DualBlock {
 };
 
 // Rows for vertices [v0, v0 + n) of one pose; lanes past n get the identity.
-template <class T, int KS>
-FASTKIN_INLINE void load_block(const SkinInputs<T>& in, const T* pose, const Hemispheres<T>& hemisphere,
-                               const T* vertices, int64_t v0, int n, DualBlock<T>& block) {
-  const int64_t K = in.num_influences;
+template <class T, int KS, class Signs>
+FASTKIN_INLINE void load_block(const SkinInputs<T>& in, const T* pose, const Signs& sign, const T* vertices,
+                               int64_t v0, int n, DualBlock<T>& block) {
+  const int64_t K = KS > 0 ? KS : in.num_influences;
+  const int32_t* joints = in.joint_indices + v0 * K;
+  const T* weights = in.weights + v0 * K;
   Row<T> q[kBlock];
-  for (int i = 0; i < kBlock; ++i) {
-    const int64_t v = v0 + i;
-    q[i] = i < n ? blend_duals<T, KS>(pose, hemisphere, in.joint_indices + v * K, in.weights + v * K, K)
-                 : Row<T>{0, 0, 0, 1, 0, 0, 0, 0};
-  }
+  for (int i = 0; i < kBlock; ++i)
+    q[i] = i < n ? blend_duals<T, KS>(pose, sign, joints + i * K, weights + i * K, K) : Row<T>{0, 0, 0, 1, 0, 0, 0, 0};
 #if FASTKIN_SHUFFLE
   transpose_tile<T, kBlock>(q);
 #else
@@ -438,18 +445,14 @@ FASTKIN_INLINE DualTerms<T> dual_terms(const DualBlock<T>& k, bool points) {
   return t;
 }
 
-template <class T, int KS>
-bool dual_forward_fixed(const SkinInputs<T>& in, const T* table, int64_t b, int64_t begin, int64_t end, T* out) {
-  const int64_t V = in.num_vertices;
-  const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
-  const T* pose = table + b * in.num_joints * kDualStride;
-  const Hemispheres<T> hemisphere(pose, in.num_joints, (end - begin) * in.num_influences);
-  T* o = out + b * V * 3;
+template <class T, int KS, class Signs>
+bool dual_forward_fixed(const SkinInputs<T>& in, const T* pose, const Signs& sign, const T* vertices, int64_t begin,
+                        int64_t end, T* o) {
   Row<T> poison = {};
   for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
     const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
     DualBlock<T> block;
-    load_block<T, KS>(in, pose, hemisphere, vertices, v0, n, block);
+    load_block<T, KS>(in, pose, sign, vertices, v0, n, block);
     const DualTerms<T> t = dual_terms(block, in.points);
     Row<T> moved[3];
     for (int c = 0; c < 3; ++c) {
@@ -463,83 +466,98 @@ bool dual_forward_fixed(const SkinInputs<T>& in, const T* table, int64_t b, int6
 
 template <class T>
 bool dual_forward(const SkinInputs<T>& in, const T* table, int64_t b, int64_t begin, int64_t end, T* out) {
-  return with_influences(in.num_influences, [&](auto ks) {
-    return dual_forward_fixed<T, decltype(ks)::value>(in, table, b, begin, end, out);
+  const int64_t V = in.num_vertices;
+  const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
+  const T* pose = table + b * in.num_joints * kDualStride;
+  alignas(64) T storage[kMaxTabledJoints * kMaxTabledJoints];
+  return with_hemispheres(pose, in.num_joints, (end - begin) * in.num_influences, storage, [&](const auto& sign) {
+    return with_influences(in.num_influences, [&](auto ks) {
+      return dual_forward_fixed<T, decltype(ks)::value>(in, pose, sign, vertices, begin, end, out + b * V * 3);
+    });
   });
+}
+
+// Backward of one pose over vertices [begin, end).
+template <class T, class Signs>
+void dual_backward_pose(const SkinInputs<T>& in, const T* pose, const Signs& sign, const T* vertices, int64_t begin,
+                        int64_t end, const T* g_out, T* grad_pose, T* g_vertices, T* grad_weights) {
+  const int64_t K = in.num_influences;
+  const T e = in.points ? T(1) : T(0);
+  for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
+    const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
+    DualBlock<T> k;
+    load_block<T, 0>(in, pose, sign, vertices, v0, n, k);
+    const DualTerms<T> t = dual_terms(k, in.points);
+    Row<T> g[3];
+    load_rows(g_out + 3 * v0, n, g);
+    const Row<T>* r = k.r;
+    const Row<T>* d = k.d;
+    const Row<T> ge = g[0] * t.e[0] + g[1] * t.e[1] + g[2] * t.e[2];
+    const Row<T> gr = g[0] * r[0] + g[1] * r[1] + g[2] * r[2];
+    const Row<T> gd = g[0] * d[0] + g[1] * d[1] + g[2] * d[2];
+    Row<T> g_x_r[3], u_x_g[3], p_x_gr[3], d_x_g[3], gr_x_r[3];
+    cross(g, r, g_x_r);
+    cross(t.u, g, u_x_g);
+    cross(k.p, g_x_r, p_x_gr);
+    cross(d, g, d_x_g);
+    cross(g_x_r, r, gr_x_r);
+    const Row<T> p_gr = k.p[0] * g_x_r[0] + k.p[1] * g_x_r[1] + k.p[2] * g_x_r[2];
+    // d (s g.E) with s = 2 / N: s dE + (g.E) ds, ds / dr = -s 2 r / N = -s^2 r.
+    const Row<T> shrink = ge * t.s * t.s;
+    Row<T> grad[kBlock];
+    for (int c = 0; c < 3; ++c) {
+      grad[c] = t.s * (u_x_g[c] + p_x_gr[c] + e * (d_x_g[c] - d[3] * g[c])) - shrink * r[c];
+      grad[4 + c] = t.s * e * (r[3] * g[c] + g_x_r[c]);
+    }
+    grad[3] = t.s * (p_gr + e * gd) - shrink * r[3];
+    grad[7] = -t.s * e * gr;
+    if (g_vertices) {
+      Row<T> gv[3];
+      for (int c = 0; c < 3; ++c) gv[c] = g[c] + t.s * (gr_x_r[c] + r[3] * g_x_r[c]);
+      store_rows(gv, n, g_vertices + 3 * v0, !in.vertices_batched);
+    }
+    // Back to one 8-value gradient per vertex. The blend is linear: each
+    // joint's dual quaternion gets its signed weight times that gradient.
+#if FASTKIN_SHUFFLE
+    transpose_tile<T, kBlock>(grad);
+#else
+    Row<T> tr[kBlock];
+    for (int i = 0; i < kBlock; ++i)
+      for (int c = 0; c < kBlock; ++c) tr[i][c] = grad[c][i];
+    for (int i = 0; i < kBlock; ++i) grad[i] = tr[i];
+#endif
+    for (int i = 0; i < n; ++i) {
+      const int64_t v = v0 + i;
+      const int32_t* joints = in.joint_indices + v * K;
+      const T* w = in.weights + v * K;
+      for (int64_t q = 0; q < K; ++q) {
+        const T flip = q == 0 ? T(1) : sign(joints[0], joints[q]);
+        T* gp = grad_pose + kDualStride * joints[q];
+        store(gp, load<Row<T>>(gp) + grad[i] * (flip * w[q]));
+        if (grad_weights) {
+          const Row<T> prod = load<Row<T>>(pose + kDualStride * joints[q]) * grad[i];
+          T dot = 0;
+          for (int c = 0; c < kBlock; ++c) dot += prod[c];
+          grad_weights[v * K + q] += flip * dot;
+        }
+      }
+    }
+  }
 }
 
 template <class T>
 void dual_backward(const SkinInputs<T>& in, const T* table, int64_t begin, int64_t end, const T* grad_out,
                    T* grad_table, T* grad_vertices, T* grad_weights) {
   const int64_t K = in.num_influences, V = in.num_vertices, J = in.num_joints;
-  const T e = in.points ? T(1) : T(0);
+  alignas(64) T storage[kMaxTabledJoints * kMaxTabledJoints];
   for (int64_t b = 0; b < in.batch; ++b) {
     const T* vertices = in.vertices + (in.vertices_batched ? b * V * 3 : 0);
     const T* pose = table + b * J * kDualStride;
-    const Hemispheres<T> hemisphere(pose, J, (end - begin) * K);
-    T* grad_pose = grad_table + b * J * kDualStride;
-    const T* g_out = grad_out + b * V * 3;
     T* g_vertices = grad_vertices ? grad_vertices + (in.vertices_batched ? b * V * 3 : 0) : nullptr;
-    for (int64_t v0 = begin; v0 < end; v0 += kBlock) {
-      const int n = static_cast<int>(end - v0 < kBlock ? end - v0 : kBlock);
-      DualBlock<T> k;
-      load_block<T, 0>(in, pose, hemisphere, vertices, v0, n, k);
-      const DualTerms<T> t = dual_terms(k, in.points);
-      Row<T> g[3];
-      load_rows(g_out + 3 * v0, n, g);
-      const Row<T>* r = k.r;
-      const Row<T>* d = k.d;
-      const Row<T> ge = g[0] * t.e[0] + g[1] * t.e[1] + g[2] * t.e[2];
-      const Row<T> gr = g[0] * r[0] + g[1] * r[1] + g[2] * r[2];
-      const Row<T> gd = g[0] * d[0] + g[1] * d[1] + g[2] * d[2];
-      Row<T> g_x_r[3], u_x_g[3], p_x_gr[3], d_x_g[3], gr_x_r[3];
-      cross(g, r, g_x_r);
-      cross(t.u, g, u_x_g);
-      cross(k.p, g_x_r, p_x_gr);
-      cross(d, g, d_x_g);
-      cross(g_x_r, r, gr_x_r);
-      const Row<T> p_gr = k.p[0] * g_x_r[0] + k.p[1] * g_x_r[1] + k.p[2] * g_x_r[2];
-      // d (s g.E) with s = 2 / N: s dE + (g.E) ds, ds / dr = -s 2 r / N = -s^2 r.
-      const Row<T> shrink = ge * t.s * t.s;
-      Row<T> grad[kBlock];
-      for (int c = 0; c < 3; ++c) {
-        grad[c] = t.s * (u_x_g[c] + p_x_gr[c] + e * (d_x_g[c] - d[3] * g[c])) - shrink * r[c];
-        grad[4 + c] = t.s * e * (r[3] * g[c] + g_x_r[c]);
-      }
-      grad[3] = t.s * (p_gr + e * gd) - shrink * r[3];
-      grad[7] = -t.s * e * gr;
-      if (g_vertices) {
-        Row<T> gv[3];
-        for (int c = 0; c < 3; ++c) gv[c] = g[c] + t.s * (gr_x_r[c] + r[3] * g_x_r[c]);
-        store_rows(gv, n, g_vertices + 3 * v0, !in.vertices_batched);
-      }
-      // Back to one 8-value gradient per vertex. The blend is linear: each
-      // joint's dual quaternion gets its signed weight times that gradient.
-#if FASTKIN_SHUFFLE
-      transpose_tile<T, kBlock>(grad);
-#else
-      Row<T> tr[kBlock];
-      for (int i = 0; i < kBlock; ++i)
-        for (int c = 0; c < kBlock; ++c) tr[i][c] = grad[c][i];
-      for (int i = 0; i < kBlock; ++i) grad[i] = tr[i];
-#endif
-      for (int i = 0; i < n; ++i) {
-        const int64_t v = v0 + i;
-        const int32_t* joints = in.joint_indices + v * K;
-        const T* w = in.weights + v * K;
-        for (int64_t q = 0; q < K; ++q) {
-          const T sign = q == 0 ? T(1) : hemisphere(joints[0], joints[q]);
-          T* gp = grad_pose + kDualStride * joints[q];
-          store(gp, load<Row<T>>(gp) + grad[i] * (sign * w[q]));
-          if (grad_weights) {
-            const Row<T> prod = load<Row<T>>(pose + kDualStride * joints[q]) * grad[i];
-            T dot = 0;
-            for (int c = 0; c < kBlock; ++c) dot += prod[c];
-            grad_weights[v * K + q] += sign * dot;
-          }
-        }
-      }
-    }
+    with_hemispheres(pose, J, (end - begin) * K, storage, [&](const auto& sign) {
+      dual_backward_pose(in, pose, sign, vertices, begin, end, grad_out + b * V * 3, grad_table + b * J * kDualStride,
+                         g_vertices, grad_weights);
+    });
   }
 }
 
