@@ -145,13 +145,17 @@ bool backward(SkinMethod method, const ConstArray& transforms, const ConstArray&
   const Layout layout = transform_layout(transforms, method == SkinMethod::DualQuaternion);
   if (method == SkinMethod::DualQuaternion && !layout.dual)
     throw nb::value_error("dual quaternion skinning backward takes transforms as (..., J, 8) dual quaternions");
-  const auto trailing = layout.dual ? std::initializer_list<int64_t>{layout.num_joints, 8}
-                                    : std::initializer_list<int64_t>{layout.num_joints, 3, 4};
-  checked<T>(transforms, "transforms", layout.batch_shape, trailing);
+  // The trailing shape is spelled out in each call: an initializer_list kept
+  // in a variable would outlive the array behind it.
+  const auto check_transform_shaped = [&layout](const auto& a, const char* name) {
+    return layout.dual ? checked<T>(a, name, layout.batch_shape, {layout.num_joints, 8})
+                       : checked<T>(a, name, layout.batch_shape, {layout.num_joints, 3, 4});
+  };
+  check_transform_shaped(transforms, "transforms");
   const SkinInputs<T> in = make_inputs<T>(layout, transforms, vertices, joint_indices, weights, points);
   require_valid_influences(in);
   const T* g = static_cast<const T*>(checked<T>(grad_out, "grad_out", layout.batch_shape, {in.num_vertices, 3}));
-  T* g_t = static_cast<T*>(const_cast<void*>(checked<T>(grad_transforms, "grad_transforms", layout.batch_shape, trailing)));
+  T* g_t = static_cast<T*>(const_cast<void*>(check_transform_shaped(grad_transforms, "grad_transforms")));
   T* g_v = grad_vertices ? static_cast<T*>(const_cast<void*>(checked<T>(
                                *grad_vertices, "grad_vertices", in.vertices_batched ? layout.batch_shape : kShared,
                                {in.num_vertices, 3})))
