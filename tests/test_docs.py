@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import fastkin
-from fastkin import cli, data, kinematics, motion, rotations, skeleton
+from fastkin import body_model, cli, data, kinematics, motion, rotations, skeleton
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @pytest.mark.parametrize(
-    "module", [fastkin, kinematics, rotations, skeleton, motion, cli, data, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
+    "module", [fastkin, kinematics, rotations, skeleton, motion, body_model, cli, data, asf, bvh, errors, gltf, layout], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module):
     globs = {"np": np, "fastkin": fastkin, **vars(module)}

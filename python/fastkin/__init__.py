@@ -1,8 +1,9 @@
 """fastkin: fast, exact kinematics for articulated characters.
 
 Batched forward kinematics with exact torch gradients (:func:`fk_batch`),
-rotation conversions (:mod:`fastkin.rotations`) and the :class:`Skeleton`
-that describes a joint hierarchy. See docs/ for conventions and examples.
+rotation conversions (:mod:`fastkin.rotations`), the :class:`Skeleton`
+that describes a joint hierarchy, skinning and SMPL-family body models
+(:class:`BodyModel`). See docs/ for conventions and examples.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _core, data, io, rotations
+from .body_model import BodyModel
 from .kinematics import fk_batch
 from .motion import Motion
 from .skeleton import Skeleton
@@ -20,7 +22,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "Motion", "fk_batch", "skinning_transforms", "lbs", "dqs", "top_k_weights", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["Skeleton", "Motion", "BodyModel", "fk_batch", "skinning_transforms", "lbs", "dqs", "top_k_weights", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
 
 
 def set_num_threads(num_threads: int) -> None:
