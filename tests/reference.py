@@ -360,3 +360,74 @@ def bone_local_reference(parents, offsets, rest_rotations, bone_rotations, frame
         if p >= 0:
             local[..., j, :, :] = np.swapaxes(world[..., p, :, :], -1, -2) @ world[..., j, :, :]
     return local
+
+
+def body_model_reference(arrays: dict, betas=None, pose=None, translation=None, pose_form="axis_angle"):
+    """An SMPL-style body model in float64, written the textbook way: one
+    pose at a time, 4x4 homogeneous world transforms by a loop over the
+    joints, one vertex at a time for the skin, translation added at the
+    end. ``arrays`` holds v_template (V,3), shapedirs (V,3,S), posedirs
+    (V,3,P), J_regressor (J,V), weights (V,J) dense and parents (J,).
+    Returns (vertices (..., V, 3), joints (..., J, 3))."""
+    v_template = np.asarray(arrays["v_template"], np.float64)
+    shapedirs = np.asarray(arrays["shapedirs"], np.float64)
+    posedirs = np.asarray(arrays["posedirs"], np.float64)
+    regressor = np.asarray(arrays["J_regressor"], np.float64)
+    weights = np.asarray(arrays["weights"], np.float64)
+    parents = [int(p) for p in arrays["parents"]]
+    num_vertices, num_joints = len(v_template), len(parents)
+    trailing = {"axis_angle": 2, "quaternion": 2, "matrix": 3}[pose_form]
+    shapes = []
+    if betas is not None:
+        betas = np.asarray(betas, np.float64)
+        shapes.append(betas.shape[:-1])
+    if pose is not None:
+        pose = np.asarray(pose, np.float64)
+        shapes.append(pose.shape[: pose.ndim - trailing])
+    if translation is not None:
+        translation = np.asarray(translation, np.float64)
+        shapes.append(translation.shape[:-1])
+    batch = np.broadcast_shapes(*shapes) if shapes else ()
+    count = int(np.prod(batch, dtype=np.int64))
+    betas_flat = (
+        np.zeros((count, 0)) if betas is None else np.broadcast_to(betas, batch + betas.shape[-1:]).reshape(count, -1)
+    )
+    if pose is None:
+        pose_flat = None
+    else:
+        core = pose.shape[pose.ndim - trailing :]
+        pose_flat = np.broadcast_to(pose, batch + core).reshape((count,) + core).copy()
+    shift_flat = np.zeros((count, 3)) if translation is None else np.broadcast_to(translation, batch + (3,)).reshape(count, 3)
+    vertices_out = np.zeros((count, num_vertices, 3))
+    joints_out = np.zeros((count, num_joints, 3))
+    for b in range(count):
+        shaped = v_template.copy()
+        for s, beta in enumerate(betas_flat[b]):
+            shaped += beta * shapedirs[:, :, s]
+        rest = regressor @ shaped
+        if pose_flat is None:
+            local = np.tile(np.eye(3), (num_joints, 1, 1))
+        elif pose_form == "axis_angle":
+            local = Rotation.from_rotvec(pose_flat[b]).as_matrix()
+        elif pose_form == "quaternion":
+            local = Rotation.from_quat(pose_flat[b]).as_matrix()
+        else:
+            local = pose_flat[b]
+        feature = np.concatenate([(local[j] - np.eye(3)).ravel() for j in range(1, num_joints)]) if num_joints > 1 else np.zeros(0)
+        posed = shaped + np.einsum("vcp,p->vc", posedirs, feature)
+        world = np.zeros((num_joints, 4, 4))
+        for j, p in enumerate(parents):
+            step = np.eye(4)
+            step[:3, :3] = local[j]
+            step[:3, 3] = rest[j] if p < 0 else rest[j] - rest[p]
+            world[j] = step if p < 0 else world[p] @ step
+        skinning = np.zeros((num_joints, 4, 4))
+        for j in range(num_joints):
+            unbind = np.eye(4)
+            unbind[:3, 3] = -rest[j]
+            skinning[j] = world[j] @ unbind
+        for v in range(num_vertices):
+            blended = np.einsum("j,jab->ab", weights[v], skinning)
+            vertices_out[b, v] = (blended @ np.append(posed[v], 1.0))[:3] + shift_flat[b]
+        joints_out[b] = world[:, :3, 3] + shift_flat[b]
+    return vertices_out.reshape(batch + (num_vertices, 3)), joints_out.reshape(batch + (num_joints, 3))

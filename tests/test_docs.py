@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastkin
-from fastkin import cli, data, kinematics, motion, rotations, skeleton
+from fastkin import body_model, cli, data, kinematics, motion, rotations, skeleton, skinning
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -20,7 +20,7 @@ bone_frames = importlib.import_module("fastkin.bone_frames")
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, cli, data, asf, bvh, errors, gltf, layout],
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, cli, data, asf, bvh, errors, gltf, layout],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):

@@ -230,3 +230,22 @@ def test_skinned_gltf_assets_are_present():
     if not (shared_data() / "test" / "gltf").is_dir():
         pytest.skip("shared data not found (set FASTKIN_SHARED_DATA)")
     assert len(skinned_gltf_meshes()) >= 6
+
+
+@pytest.mark.parametrize("skin", [fastkin.lbs, fastkin.dqs], ids=["lbs", "dqs"])
+@pytest.mark.parametrize("batched_vertices", [False, True])
+def test_torch_gradcheck_transforms_vertices_weights(skin, batched_vertices, rng):
+    """The C++ backward through the torch op (regression: the binding once
+    checked the transforms' shape against a dangling initializer_list)."""
+    torch = pytest.importorskip("torch")
+    transforms, vertices, joints, weights = random_rig(rng, (2,), num_joints=5, num_vertices=7, k=3)
+    if batched_vertices:
+        vertices = np.stack([vertices, vertices + 0.1])
+    inputs = [torch.tensor(a, requires_grad=True) for a in (transforms, vertices, weights)]
+
+    def f(t, v, w):
+        if skin is fastkin.dqs:  # keep the transforms rigid: perturb a rotation and a translation
+            t = torch.cat([fastkin.rotations.rot6d_to_matrix(fastkin.rotations.matrix_to_rot6d(t[..., :3])), t[..., 3:]], -1)
+        return skin(t, v, joints, w)
+
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
