@@ -63,6 +63,19 @@ const void* checked(const A& a, const char* name, const std::vector<int64_t>& le
   return a.data();
 }
 
+// A new C-contiguous numpy array of shape leading + trailing that owns its
+// memory.
+template <class T>
+nb::ndarray<nb::numpy, T> new_array(const std::vector<int64_t>& leading, std::initializer_list<int64_t> trailing) {
+  std::vector<size_t> shape(leading.begin(), leading.end());
+  shape.insert(shape.end(), trailing.begin(), trailing.end());
+  size_t size = 1;
+  for (size_t d : shape) size *= d;
+  T* data = new T[size > 0 ? size : 1];
+  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner);
+}
+
 // parents: int32 (J,), each parents[j] in [-1, j).
 const int32_t* checked_parents(const ConstArray& parents);
 

@@ -147,18 +147,6 @@ bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
   return run_forward<T>(in, layout, world_rotations, world_positions);
 }
 
-// A new C-contiguous numpy array of `shape` that owns its memory.
-template <class T>
-nb::ndarray<nb::numpy, T> new_array(const std::vector<int64_t>& leading, std::initializer_list<int64_t> trailing) {
-  std::vector<size_t> shape(leading.begin(), leading.end());
-  shape.insert(shape.end(), trailing.begin(), trailing.end());
-  size_t size = 1;
-  for (size_t d : shape) size *= d;
-  T* data = new T[size > 0 ? size : 1];
-  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
-  return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner);
-}
-
 template <class T>
 nb::object fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
                   const std::optional<ConstArray>& root_translation) {

@@ -118,11 +118,20 @@ void require_valid_influences(const SkinInputs<T>& in) {
 
 template <class T>
 nb::tuple forward(SkinMethod method, const ConstArray& transforms, const ConstArray& vertices,
-                  const ConstArray& joint_indices, const ConstArray& weights, bool points, Array& out) {
+                  const ConstArray& joint_indices, const ConstArray& weights, bool points,
+                  std::optional<Array>& out) {
   const Layout layout = transform_layout(transforms, method == SkinMethod::DualQuaternion);
   checked_like_transforms<T>(transforms, "transforms", layout);
   SkinInputs<T> in = make_inputs<T>(layout, transforms, vertices, joint_indices, weights, points);
-  T* o = static_cast<T*>(const_cast<void*>(checked<T>(out, "out", layout.batch_shape, {in.num_vertices, 3})));
+  nb::object result_array = nb::none();
+  T* o;
+  if (out) {
+    o = static_cast<T*>(const_cast<void*>(checked<T>(*out, "out", layout.batch_shape, {in.num_vertices, 3})));
+  } else {
+    auto fresh = new_array<T>(layout.batch_shape, {in.num_vertices, 3});
+    o = fresh.data();
+    result_array = nb::cast(fresh);
+  }
   require_valid_influences(in);
   std::vector<T> duals;
   if (method == SkinMethod::DualQuaternion && !layout.dual) {
@@ -142,7 +151,7 @@ nb::tuple forward(SkinMethod method, const ConstArray& transforms, const ConstAr
     result = skin_forward<T>(method, in, o);
   }
   if (!result.finite) raise_for_influences(in);  // a vertex without influence, else the inputs
-  return nb::make_tuple(result.finite, result.unnormalized);
+  return nb::make_tuple(result.finite, result.unnormalized, result_array);
 }
 
 template <class T>
@@ -180,14 +189,15 @@ void bind_skinning(nb::module_& m) {
   m.def(
       "skin_forward",
       [](const std::string& method, const ConstArray& transforms, const ConstArray& vertices,
-         const ConstArray& joint_indices, const ConstArray& weights, bool points, Array out) {
+         const ConstArray& joint_indices, const ConstArray& weights, bool points, std::optional<Array> out) {
         const SkinMethod s = method_of(method);
         return is_double(transforms) ? forward<double>(s, transforms, vertices, joint_indices, weights, points, out)
                                      : forward<float>(s, transforms, vertices, joint_indices, weights, points, out);
       },
       nb::arg("method"), nb::arg("transforms"), nb::arg("vertices"), nb::arg("joint_indices"), nb::arg("weights"),
-      nb::arg("points"), nb::arg("out"),
-      "Skins vertices into out (..., V, 3). Returns (finite, number of vertices whose weights do not sum to 1).");
+      nb::arg("points"), nb::arg("out").none(),
+      "Skins vertices into out (..., V, 3), or a new numpy array when out is None. Returns (finite, number of "
+      "vertices whose weights do not sum to 1, the new array or None).");
   m.def(
       "skin_backward",
       [](const std::string& method, const ConstArray& transforms, const ConstArray& vertices,

@@ -137,20 +137,31 @@ int64_t normalize_fixed(int64_t V, int64_t K, const T* weights, T* normalized, T
   int64_t v = 0;
 #if FASTKIN_SHUFFLE
   if constexpr (KS == 4) {
-    // Four vertices per 16-lane vector: row sums, broadcast back to each row.
+    // Sixteen vertices (four 16-lane vectors of weights) per step: their
+    // sums gathered into one vector, so one division serves all sixteen.
     using Mask = decltype(V16<T>{} < V16<T>{});
     Mask off_lanes = {}, empty_lanes = {};  // lanes are -1 where true
-    for (; v + 4 <= V; v += 4) {
-      const V16<T> w = load<V16<T>>(weights + v * 4);
-      const V16<T> sums = row_sums<T>(w);
-      const V16<T> sum = __builtin_shufflevector(sums, sums, 0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+    for (; v + 16 <= V; v += 16) {
+      V16<T> w[4], s[4];
+      for (int i = 0; i < 4; ++i) {
+        w[i] = load<V16<T>>(weights + (v + 4 * i) * 4);
+        s[i] = row_sums<T>(w[i]);  // lanes 0, 4, 8, 12: four vertices' sums
+      }
+      const V16<T> low = __builtin_shufflevector(s[0], s[1], 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+      const V16<T> high = __builtin_shufflevector(s[2], s[3], 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+      const V16<T> sum = __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
       const V16<T> inv = T(1) / sum;
-      store(normalized + v * 4, w * inv);
-      for (int i = 0; i < 4; ++i) inverse_sums[v + i] = inv[4 * i];
+      store(inverse_sums + v, inv);
+      store(normalized + v * 4, w[0] * __builtin_shufflevector(inv, inv, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+      store(normalized + v * 4 + 16, w[1] * __builtin_shufflevector(inv, inv, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7));
+      store(normalized + v * 4 + 32,
+            w[2] * __builtin_shufflevector(inv, inv, 8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11));
+      store(normalized + v * 4 + 48,
+            w[3] * __builtin_shufflevector(inv, inv, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15));
       off_lanes -= (sum - T(1) > T(kSumTolerance)) | (T(1) - sum > T(kSumTolerance));
       empty_lanes |= !(sum > T(0));
     }
-    for (int l = 0; l < 16; l += 4) {
+    for (int l = 0; l < 16; ++l) {
       off += off_lanes[l];
       empty |= empty_lanes[l] != 0;
     }

@@ -9,7 +9,7 @@ import torch
 from . import _core
 from ._torch_ops import _like
 from .rotations import matrix_to_quat, quat_multiply
-from .skinning import index_array, raise_nonfinite, warn_unnormalized
+from .skinning import _check_transforms_shape, index_array, raise_nonfinite, warn_unnormalized
 
 _FLOATS = (torch.float32, torch.float64)
 
@@ -30,7 +30,7 @@ def skin_op(
     """Skinned vertices (..., V, 3); transforms are (..., J, 3, 4) matrices
     for method "linear" and (..., J, 8) dual quaternions for "dual_quaternion"."""
     out = transforms.new_empty(_batch_shape(transforms) + (joint_indices.shape[0], 3))
-    finite, unnormalized = _core.skin_forward(
+    finite, unnormalized, _ = _core.skin_forward(
         method, transforms.contiguous(), vertices.contiguous(), joint_indices.contiguous(), weights.contiguous(), points, out
     )
     warn_unnormalized(unnormalized, stacklevel=2)
@@ -110,9 +110,7 @@ def skin_torch(method: str, transforms, vertices, joint_indices, weights, normal
     """fastkin.lbs / fastkin.dqs for torch tensors (checks, then op or native path)."""
     if transforms.dtype not in _FLOATS:
         raise TypeError(f"transforms must be float32 or float64, got {transforms.dtype}")
-    shape = tuple(transforms.shape)
-    if len(shape) < 3 or shape[-2:] != (3, 4):
-        raise ValueError(f"transforms must have shape (..., J, 3, 4), got {shape}")
+    _check_transforms_shape(transforms)
     vertices = _like(vertices, "vertices", transforms, "transforms")
     weights = _like(weights, "weights", transforms, "transforms")
     if normals is not None:

@@ -169,38 +169,38 @@ def _skin(method: str, transforms, vertices, joint_indices, weights, normals):
 
         return skin_torch(method, transforms, vertices, joint_indices, weights, normals)
     transforms = _float_array(transforms, "transforms", None)
+    _check_transforms_shape(transforms)
     dtype = transforms.dtype
-    batch = _batch_shape(transforms)
     vertices = _float_array(vertices, "vertices", dtype, "transforms")
     joint_indices = index_array(joint_indices)
     weights = _float_array(weights, "weights", dtype, "transforms")
-    moved = _skin_numpy(method, transforms, batch, vertices, joint_indices, weights, True)
+    moved = _skin_numpy(method, transforms, vertices, joint_indices, weights, True)
     if normals is None:
         return moved
-    turned = _skin_numpy(method, transforms, batch, _float_array(normals, "normals", dtype, "transforms"), joint_indices, weights, False)
+    turned = _skin_numpy(method, transforms, _float_array(normals, "normals", dtype, "transforms"), joint_indices, weights, False)
     length = np.linalg.norm(turned, axis=-1, keepdims=True)
     return moved, turned / np.maximum(length, np.finfo(dtype).tiny)
 
 
-def _skin_numpy(method, transforms, batch, vertices, joint_indices, weights, points):
-    out = np.empty(batch + (joint_indices.shape[0] if joint_indices.ndim == 2 else 0, 3), transforms.dtype)
-    finite, unnormalized = _core.skin_forward(method, transforms, vertices, joint_indices, weights, points, out)
+def _skin_numpy(method, transforms, vertices, joint_indices, weights, points):
+    finite, unnormalized, out = _core.skin_forward(method, transforms, vertices, joint_indices, weights, points, None)
     warn_unnormalized(unnormalized, stacklevel=5)
     if not finite:
         raise_nonfinite(method, transforms, vertices if points else None, vertices if not points else None)
     return out
 
 
-def _batch_shape(transforms) -> tuple:
+def _check_transforms_shape(transforms) -> None:
     shape = tuple(transforms.shape)
     if len(shape) < 3 or shape[-2:] != (3, 4):
         raise ValueError(f"transforms must have shape (..., J, 3, 4), got {shape}")
-    return shape[:-3]
 
 
 def index_array(joint_indices: Any) -> np.ndarray:
     """joint_indices as a C-contiguous int32 numpy array, refusing values a
     cast to int32 would wrap (they are out of range whatever J is)."""
+    if type(joint_indices) is np.ndarray and joint_indices.dtype == np.int32 and joint_indices.flags.c_contiguous:
+        return joint_indices  # the common case, checked first: this runs on every call
     if is_torch(joint_indices):
         joint_indices = joint_indices.detach().cpu().numpy()
     array = np.asarray(joint_indices)
