@@ -188,6 +188,20 @@ def skinned_gltf_meshes():
 RESTING_AT_BIND_POSE = {"CesiumMan.glb", "Fox.glb", "RiggedFigure.gltf", "RiggedSimple.gltf"}
 
 
+def gltf_skin_reference(path, c):
+    """From the document alone (tests/reference.py): every node's rest world
+    matrix, skin c's joints and inverse bind matrices, and the world matrix
+    of the node that carries its mesh."""
+    document, buffers = gltf_document(path)
+    world = gltf_world_matrices(document, buffers, None, np.zeros(1))[0]
+    skin = document["skins"][c]
+    inverse_bind = np.tile(np.eye(4), (len(skin["joints"]), 1, 1))
+    if "inverseBindMatrices" in skin:
+        inverse_bind = gltf_accessor(document, buffers, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
+    mesh_node = next(n for n, node in enumerate(document["nodes"]) if node.get("skin") == c and "mesh" in node)
+    return world, skin["joints"], inverse_bind, world[mesh_node]
+
+
 @pytest.mark.parametrize("path, c, m", skinned_gltf_meshes())
 def test_gltf_rest_pose_skinning_matches_the_gltf_rules(path, c, m):
     """At the file's rest pose, fk + skinning_transforms (with the skin's
@@ -202,16 +216,10 @@ def test_gltf_rest_pose_skinning_matches_the_gltf_rules(path, c, m):
     transforms = fastkin.skinning_transforms(skeleton, *rest, inverse_bind=character.inverse_bind_matrices)
     positions = mesh.positions.astype(np.float32)
     weights = mesh.weights.astype(np.float32)
-    document, buffers = gltf_document(path)
-    world = gltf_world_matrices(document, buffers, None, np.zeros(1))[0]
-    skin = document["skins"][c]
-    inverse_bind = np.tile(np.eye(4), (len(skin["joints"]), 1, 1))
-    if "inverseBindMatrices" in skin:
-        inverse_bind = gltf_accessor(document, buffers, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
-    gltf_transforms = (world[skin["joints"]] @ inverse_bind)[:, :3, :]
-    remap = [skin["joints"].index(n) for n in character.joint_nodes]
-    mesh_node = next(n for n, node in enumerate(document["nodes"]) if node.get("skin") == c and "mesh" in node)
-    placed = mesh.positions @ world[mesh_node, :3, :3].T + world[mesh_node, :3, 3]
+    world, joint_nodes, inverse_bind, mesh_world = gltf_skin_reference(path, c)
+    gltf_transforms = (world[joint_nodes] @ inverse_bind)[:, :3, :]
+    remap = [joint_nodes.index(n) for n in character.joint_nodes]
+    placed = mesh.positions @ mesh_world[:3, :3].T + mesh_world[:3, 3]
     size = float(np.ptp(placed, axis=0).max())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # some assets' weights do not sum to 1
@@ -224,6 +232,40 @@ def test_gltf_rest_pose_skinning_matches_the_gltf_rules(path, c, m):
         if np.abs(transforms[..., :3] @ np.swapaxes(transforms[..., :3], -1, -2) - np.eye(3)).max() < 1e-4:
             dual = fastkin.dqs(transforms, positions, mesh.joints, weights)
             np.testing.assert_allclose(dual, dqs_reference(transforms, positions, mesh.joints, weights), rtol=0, atol=1e-5 * size)
+
+
+@pytest.mark.parametrize("path, c, m", skinned_gltf_meshes())
+def test_gltf_bind_pose_reproduces_the_stored_mesh(path, c, m):
+    """The bind pose glTF's inverse bind matrices define (joint j's world
+    matrix is the mesh node's world matrix times IBM_j^-1, read from the
+    document), posed through fk_batch as local rotations and offsets and
+    skinned with lbs and dqs, gives back the stored positions (placed by
+    the mesh node)."""
+    character = fastkin.io.load_gltf(path)[c]
+    mesh = character.meshes[m]
+    skeleton = character.skeleton
+    _, joint_nodes, inverse_bind, mesh_world = gltf_skin_reference(path, c)
+    bind_world = (mesh_world @ np.linalg.inv(inverse_bind))[[joint_nodes.index(n) for n in character.joint_nodes]]
+    scale = np.cbrt(np.linalg.det(bind_world[:, :3, :3]))  # fastkin's joint frames carry no scale
+    world_r, world_p = bind_world[:, :3, :3] / scale[:, None, None], bind_world[:, :3, 3]
+    local = np.empty_like(world_r)
+    offsets = np.empty_like(world_p)
+    for j, parent in enumerate(skeleton.parents):
+        if parent < 0:
+            local[j], offsets[j] = world_r[j], world_p[j]
+        else:
+            local[j] = world_r[parent].T @ world_r[j]
+            offsets[j] = world_r[parent].T @ (world_p[j] - world_p[parent])
+    posed = fastkin.fk_batch(skeleton, local, offsets=offsets)
+    transforms = fastkin.skinning_transforms(skeleton, *posed, inverse_bind=character.inverse_bind_matrices)
+    placed = mesh.positions @ mesh_world[:3, :3].T + mesh_world[:3, 3]
+    size = float(np.ptp(placed, axis=0).max())
+    rigid = np.abs(transforms[..., :3] @ np.swapaxes(transforms[..., :3], -1, -2) - np.eye(3)).max() < 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # some assets' weights do not sum to 1
+        for skin in (fastkin.lbs, fastkin.dqs) if rigid else (fastkin.lbs,):
+            moved = skin(transforms.astype(np.float32), mesh.positions.astype(np.float32), mesh.joints, mesh.weights.astype(np.float32))
+            np.testing.assert_allclose(moved, placed, rtol=0, atol=1e-4 * size)
 
 
 def test_skinned_gltf_assets_are_present():
