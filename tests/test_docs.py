@@ -16,11 +16,12 @@ from fastkin.io import asf, bvh, errors, gltf, layout
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # The module, not the function fastkin.bone_frames that shadows it.
 bone_frames = importlib.import_module("fastkin.bone_frames")
+ik_solve = importlib.import_module("fastkin.ik.solve")  # likewise fastkin.ik.solve
 
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, cli, data, asf, bvh, errors, gltf, layout],
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
