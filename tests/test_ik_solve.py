@@ -125,12 +125,14 @@ def test_regularization_and_limits_hold_the_pose(rng):
 def test_solve_sequence_follows_a_motion():
     motion = real_motion("test/bvh/pybvh_cmu_12_01_walk.bvh")
     targets = motion.positions()
-    sequence = fastkin.ik.solve_sequence(motion.skeleton, targets, smoothness=1e-6)
-    assert sequence.converged.all()
-    assert sequence.error.max() < 1e-4 * height(motion.skeleton)
-    # Warm starts: later frames need fewer iterations than a cold start.
+    smooth = fastkin.ik.solve_sequence(motion.skeleton, targets, smoothness=1e-6)
+    assert smooth.converged.all()
+    assert smooth.error.max() < 1e-5 * height(motion.skeleton)  # the pull costs a little accuracy
+    # Without the pull, warm starts reach the exact fit in fewer iterations than cold ones.
+    warm = fastkin.ik.solve_sequence(motion.skeleton, targets, smoothness=0.0)
     cold = fastkin.ik.solve(motion.skeleton, targets)
-    assert np.median(sequence.iterations[1:]) < np.median(cold.iterations)
+    assert warm.error.max() < 1e-6 * height(motion.skeleton)
+    assert np.median(warm.iterations[1:]) < np.median(cold.iterations)
 
 
 def test_batch_shapes_and_shared_init(rng):

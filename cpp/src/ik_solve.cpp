@@ -15,44 +15,47 @@ namespace {
 
 // -- 3x3 and 3-vector helpers (row-major) ---------------------------------------------------------
 
+// Small fixed-size helpers, called in the innermost loops: always inlined.
+#define FASTKIN_INLINE inline __attribute__((always_inline))
+
 template <class T>
-void mul(const T* a, const T* b, T* out) {  // out = a b (out must not alias)
+FASTKIN_INLINE void mul(const T* a, const T* b, T* out) {  // out = a b (out must not alias)
   for (int i = 0; i < 3; ++i)
     for (int k = 0; k < 3; ++k) out[3 * i + k] = a[3 * i] * b[k] + a[3 * i + 1] * b[3 + k] + a[3 * i + 2] * b[6 + k];
 }
 template <class T>
-void mul_at_b(const T* a, const T* b, T* out) {  // out = aᵀ b
+FASTKIN_INLINE void mul_at_b(const T* a, const T* b, T* out) {  // out = aᵀ b
   for (int i = 0; i < 3; ++i)
     for (int k = 0; k < 3; ++k) out[3 * i + k] = a[i] * b[k] + a[3 + i] * b[3 + k] + a[6 + i] * b[6 + k];
 }
 template <class T>
-void mul_a_bt(const T* a, const T* b, T* out) {  // out = a bᵀ
+FASTKIN_INLINE void mul_a_bt(const T* a, const T* b, T* out) {  // out = a bᵀ
   for (int i = 0; i < 3; ++i)
     for (int k = 0; k < 3; ++k)
       out[3 * i + k] = a[3 * i] * b[3 * k] + a[3 * i + 1] * b[3 * k + 1] + a[3 * i + 2] * b[3 * k + 2];
 }
 template <class T>
-void apply(const T* m, const T* v, T* out) {  // out = m v
+FASTKIN_INLINE void apply(const T* m, const T* v, T* out) {  // out = m v
   for (int i = 0; i < 3; ++i) out[i] = m[3 * i] * v[0] + m[3 * i + 1] * v[1] + m[3 * i + 2] * v[2];
 }
 template <class T>
-void apply_t(const T* m, const T* v, T* out) {  // out = mᵀ v
+FASTKIN_INLINE void apply_t(const T* m, const T* v, T* out) {  // out = mᵀ v
   for (int i = 0; i < 3; ++i) out[i] = m[i] * v[0] + m[3 + i] * v[1] + m[6 + i] * v[2];
 }
 template <class T>
-void cross(const T* a, const T* b, T* out) {
+FASTKIN_INLINE void cross(const T* a, const T* b, T* out) {
   out[0] = a[1] * b[2] - a[2] * b[1];
   out[1] = a[2] * b[0] - a[0] * b[2];
   out[2] = a[0] * b[1] - a[1] * b[0];
 }
 template <class T>
-T dot(const T* a, const T* b) {
+FASTKIN_INLINE T dot(const T* a, const T* b) {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
 // Rotation matrix exp([v]x) (Rodrigues; series near zero).
 template <class T>
-void exp_map(const T* v, T* r) {
+FASTKIN_INLINE void exp_map(const T* v, T* r) {
   const T t2 = dot(v, v);
   T a, b;
   if (t2 < T(1e-8)) {
@@ -78,7 +81,7 @@ void exp_map(const T* v, T* r) {
 // xyzw unit quaternion (w >= 0) of a rotation matrix, by the best
 // conditioned of Shepperd's four formulas.
 template <class T>
-void matrix_to_quat(const T* m, T* q) {
+FASTKIN_INLINE void matrix_to_quat(const T* m, T* q) {
   const T trace = m[0] + m[4] + m[8];
   if (trace >= m[0] && trace >= m[4] && trace >= m[8]) {
     const T s = T(2) * std::sqrt(std::max(T(1) + trace, T(0)));
@@ -101,7 +104,7 @@ void matrix_to_quat(const T* m, T* q) {
 
 // Rotation matrix of the xyzw quaternion q / |q|.
 template <class T>
-void quat_to_matrix(const T* q, T* m) {
+FASTKIN_INLINE void quat_to_matrix(const T* q, T* m) {
   const T x = q[0], y = q[1], z = q[2], w = q[3];
   const T s = T(2) / (x * x + y * y + z * z + w * w);
   m[0] = T(1) - s * (y * y + z * z), m[1] = s * (x * y - w * z), m[2] = s * (x * z + w * y);
@@ -112,7 +115,7 @@ void quat_to_matrix(const T* q, T* m) {
 // Rotation vector of a rotation matrix, through its quaternion: accurate up
 // to and including 180 degrees.
 template <class T>
-void log_map(const T* m, T* v) {
+FASTKIN_INLINE void log_map(const T* m, T* v) {
   T q[4];
   matrix_to_quat(m, q);
   const T n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]);
@@ -121,37 +124,38 @@ void log_map(const T* m, T* v) {
   for (int i = 0; i < 3; ++i) v[i] = scale * q[i];
 }
 
-// Lower Cholesky factor of a symmetric 3x3 (in place). False if not
+// Lower Cholesky factor of a symmetric 3x3, in place (reads the lower
+// triangle). The unused upper triangle keeps the reciprocals of the
+// diagonal, so the solves below multiply instead of divide. False if not
 // positive definite.
 template <class T>
-bool cholesky3(T* a) {
-  const T l00 = a[0];
-  if (!(l00 > 0)) return false;
-  const T c00 = std::sqrt(l00);
-  const T c10 = a[3] / c00, c20 = a[6] / c00;
+FASTKIN_INLINE bool cholesky3(T* a) {
+  if (!(a[0] > 0)) return false;
+  const T c00 = std::sqrt(a[0]), i00 = T(1) / c00;
+  const T c10 = a[3] * i00, c20 = a[6] * i00;
   const T d11 = a[4] - c10 * c10;
   if (!(d11 > 0)) return false;
-  const T c11 = std::sqrt(d11);
-  const T c21 = (a[7] - c20 * c10) / c11;
+  const T c11 = std::sqrt(d11), i11 = T(1) / c11;
+  const T c21 = (a[7] - c20 * c10) * i11;
   const T d22 = a[8] - c20 * c20 - c21 * c21;
   if (!(d22 > 0)) return false;
   const T c22 = std::sqrt(d22);
-  a[0] = c00, a[1] = 0, a[2] = 0;
-  a[3] = c10, a[4] = c11, a[5] = 0;
+  a[0] = c00, a[1] = i00, a[2] = i11;
+  a[3] = c10, a[4] = c11, a[5] = T(1) / c22;
   a[6] = c20, a[7] = c21, a[8] = c22;
   return true;
 }
 template <class T>
-void solve_lower(const T* c, T* v) {  // v <- c⁻¹ v
-  v[0] = v[0] / c[0];
-  v[1] = (v[1] - c[3] * v[0]) / c[4];
-  v[2] = (v[2] - c[6] * v[0] - c[7] * v[1]) / c[8];
+FASTKIN_INLINE void solve_lower(const T* c, T* v) {  // v <- c⁻¹ v
+  v[0] = v[0] * c[1];
+  v[1] = (v[1] - c[3] * v[0]) * c[2];
+  v[2] = (v[2] - c[6] * v[0] - c[7] * v[1]) * c[5];
 }
 template <class T>
-void solve_upper(const T* c, T* v) {  // v <- c⁻ᵀ v
-  v[2] = v[2] / c[8];
-  v[1] = (v[1] - c[7] * v[2]) / c[4];
-  v[0] = (v[0] - c[3] * v[1] - c[6] * v[2]) / c[0];
+FASTKIN_INLINE void solve_upper(const T* c, T* v) {  // v <- c⁻ᵀ v
+  v[2] = v[2] * c[5];
+  v[1] = (v[1] - c[7] * v[2]) * c[2];
+  v[0] = (v[0] - c[3] * v[1] - c[6] * v[2]) * c[1];
 }
 
 // A step that lowers the cost by less than this fraction ends the solve:
@@ -160,35 +164,6 @@ void solve_upper(const T* c, T* v) {  // v <- c⁻ᵀ v
 // large fractions until the tolerance is met.
 template <class T>
 constexpr T kStationary = sizeof(T) == 4 ? T(1e-6) : T(1e-10);
-
-// -- the joint tree as the solver sees it ---------------------------------------------------------
-
-// Nodes are the J joints plus, when the root moves, node J: the root
-// translation, an ancestor of every root. Node n's chain is n, its parent,
-// ..., its root (, node J); the normal matrix keeps one 3x3 block per chain
-// entry, block (n, a) = J_nᵀ J_a with a an ancestor-or-self of n.
-struct Tree {
-  int64_t joints = 0, nodes = 0;
-  std::vector<int64_t> depth;        // node J: -1
-  std::vector<int64_t> chain_start;  // first block of each node's chain
-  std::vector<int64_t> chain;        // node of each block
-  int64_t blocks = 0;
-
-  Tree(const int32_t* parents, int64_t J, bool root_moves) : joints(J), nodes(J + (root_moves ? 1 : 0)) {
-    depth.assign(nodes, -1);
-    chain_start.assign(nodes + 1, 0);
-    for (int64_t j = 0; j < J; ++j) depth[j] = parents[j] < 0 ? 0 : depth[parents[j]] + 1;
-    for (int64_t n = 0; n < nodes; ++n) {
-      chain_start[n] = static_cast<int64_t>(chain.size());
-      for (int64_t a = n; a >= 0 && a < J; a = parents[a]) chain.push_back(a);
-      if (root_moves) chain.push_back(J);
-    }
-    chain_start[nodes] = blocks = static_cast<int64_t>(chain.size());
-  }
-  int64_t length(int64_t n) const { return chain_start[n + 1] - chain_start[n]; }
-  // Block (a, b) for b an ancestor-or-self of a.
-  int64_t block(int64_t a, int64_t b) const { return chain_start[a] + depth[a] - depth[b]; }
-};
 
 // The state of one frame and everything derived from it.
 template <class T>
@@ -202,9 +177,10 @@ struct State {
 template <class T>
 class Solver {
  public:
-  Solver(const IkProblem<T>& p, const Tree& tree)
-      : p_(p), tree_(tree), J_(p.num_joints), H_(tree.blocks * 9), L_(tree.blocks * 9), g_(tree.nodes * 3),
-        x_(tree.nodes * 3), rhs_(tree.nodes * 3), own_(p.num_joints), below_(p.num_joints) {
+  explicit Solver(const IkProblem<T>& p)
+      : p_(p), J_(p.num_joints), inertia_((J_ + 1) * 36), articulated_((J_ + 1) * 36), linear_((J_ + 1) * 6),
+        bias_((J_ + 1) * 6), gradient6_((J_ + 1) * 6), g_((J_ + 1) * 3), x_((J_ + 1) * 3), factor_(J_ * 9),
+        torque_(J_ * 3), pull_(J_ * 3), twist_(J_ * 6) {
     for (State<T>* s : {&now_, &next_}) {
       s->local.resize(J_ * 9);
       s->world.resize(J_ * 9);
@@ -234,12 +210,11 @@ class Solver {
     T mu = -1, nu = 2;
     while (!converged && iterations < p_.max_iters && std::isfinite(now_.cost)) {
       ++iterations;
-      build_normal_equations(now_);
-      if (mu < 0) {  // damping starts small against the largest curvature: nearly Gauss-Newton
-        T largest = 0;
-        for (int64_t n = 0; n < tree_.nodes; ++n)
-          for (int i = 0; i < 3; ++i) largest = std::max(largest, H_[tree_.chain_start[n] * 9 + 4 * i]);
-        mu = T(1e-6) * std::max(largest, std::numeric_limits<T>::min());
+      build_model(now_);
+      if (mu < 0) {  // small against the largest possible curvature: nearly Gauss-Newton
+        T total = 0;
+        for (int64_t t = 0; t < p_.num_targets; ++t) total += p_.target_weights ? p_.target_weights[t] : T(1);
+        mu = T(1e-6) * std::max(total * (reach_ * reach_ + T(1)), std::numeric_limits<T>::min());
       }
       bool stepped = false, stationary = false;
       while (!stepped) {
@@ -251,7 +226,7 @@ class Solver {
         // How far the step moves any joint, at most: a turn of t radians
         // moves points within reach r of the joint by t r.
         T turn = 0, shift = 0, predicted = 0;
-        for (int64_t i = 0; i < tree_.nodes * 3; ++i) {
+        for (int64_t i = 0; i < (J_ + 1) * 3; ++i) {
           (i < J_ * 3 ? turn : shift) = std::max(i < J_ * 3 ? turn : shift, std::abs(x_[i]));
           predicted += T(0.5) * x_[i] * (mu * x_[i] - g_[i]);
         }
@@ -346,34 +321,21 @@ class Solver {
     log_map(d, e);
   }
 
-  // Sums over the targets of a joint or a subtree, from which every
-  // normal-matrix block follows in O(1) (see build_normal_equations).
-  struct Moments {
-    T w = 0;              // position targets: sum of weights
-    T p[3] = {0, 0, 0};   // sum of w p_k
-    T pp[9] = {};         // sum of w p_k p_kᵀ
-    T r[3] = {0, 0, 0};   // sum of w r_t
-    T pr[3] = {0, 0, 0};  // sum of w p_k x r_t
-    T o = 0;              // orientation targets: sum of weights
-    T e[3] = {0, 0, 0};   // sum of w e_t
-    void add(const Moments& m) {
-      w += m.w, o += m.o;
-      for (int i = 0; i < 3; ++i) p[i] += m.p[i], r[i] += m.r[i], pr[i] += m.pr[i], e[i] += m.e[i];
-      for (int i = 0; i < 9; ++i) pp[i] += m.pp[i];
-    }
-  };
-
-  // H = JᵀJ (blocks) and g = Jᵀr at state s (Huber as reweighting).
+  // The Gauss-Newton model at state s as an articulated-body problem.
   //
-  // Joint a's rotation moves the position targets strictly below it: with
-  // d = p_k - p_a, J_a = -[d]x, so block (a, b) (b above a) is
-  // sum_t w [(d_a . d_b) I - d_b d_aᵀ] over those targets, which expands
-  // into moments of their positions; g_a = sum w d_a x r
-  // = sum w p_k x r - p_a x sum w r. Orientation targets at or below a add
-  // w I to every block of a and w e to g_a.
-  void build_normal_equations(const State<T>& s) {
-    const int64_t root_node = tree_.nodes > J_ ? J_ : -1;
-    std::fill(own_.begin(), own_.end(), Moments{});
+  // Each joint j carries a body (j's frame, on which j's children sit)
+  // whose small motion is a twist V_j = (rotation, velocity of the point
+  // p_j), V_j = X_j V_parent + (w_j, 0) with X_j moving the parent's twist
+  // to p_j. A position target at joint k sits on k's parent's body (the
+  // base, a pure root translation, for roots): its residual changes by
+  // [-[p_k - p_body]x | I] V. An orientation target sits on k's own body:
+  // [I | 0] V. So the cost is a sum over bodies of quadratics in V (6x6
+  // "inertias" I_j, linear terms b_j), and minimising over the w_j is
+  // Featherstone's articulated-body recursion: O(J) 6x6 work per iteration.
+  void build_model(const State<T>& s) {
+    positions_ = s.position.data();
+    std::fill(inertia_.begin(), inertia_.end(), T(0));
+    std::fill(linear_.begin(), linear_.end(), T(0));
     for (int64_t t = 0; t < p_.num_targets; ++t) {
       const int32_t k = p_.target_joints[t];
       const T* pk = &s.position[k * 3];
@@ -383,162 +345,204 @@ class Solver {
       T w = weight;
       if (p_.huber_delta > 0) {
         const T n = std::sqrt(dot(r, r));
-        if (n > p_.huber_delta) w *= p_.huber_delta / n;
+        if (n > p_.huber_delta) w *= p_.huber_delta / n;  // Huber as reweighted least squares
       }
-      Moments& m = own_[k];
-      T pr[3];
-      cross(pk, r, pr);
-      m.w += w;
-      for (int i = 0; i < 3; ++i) {
-        m.p[i] += w * pk[i], m.r[i] += w * r[i], m.pr[i] += w * pr[i];
-        for (int c = 0; c < 3; ++c) m.pp[3 * i + c] += w * pk[i] * pk[c];
-      }
+      const int32_t parent = p_.parents[k];
+      const int64_t body = parent < 0 ? J_ : parent;
+      T e[3] = {0, 0, 0};  // lever from the body's origin (the base has no rotation: none)
+      if (parent >= 0)
+        for (int i = 0; i < 3; ++i) e[i] = pk[i] - s.position[parent * 3 + i];
+      add_point(&inertia_[body * 36], &linear_[body * 6], e, r, w);
       if (orientations_) {
-        T e[3];
-        orientation_residual(s, t, e);
+        T o[3];
+        orientation_residual(s, t, o);
         const T wo = p_.orientation_weight * weight;
-        m.o += wo;
-        for (int i = 0; i < 3; ++i) m.e[i] += wo * e[i];
-      }
-    }
-    // below_[j]: position targets strictly below j, orientation targets at or below j.
-    for (int64_t j = 0; j < J_; ++j) {
-      below_[j] = Moments{};
-      below_[j].o = own_[j].o;
-      for (int i = 0; i < 3; ++i) below_[j].e[i] = own_[j].e[i];
-    }
-    Moments all;  // every position target: the root translation's rows
-    for (int64_t j = J_; j-- > 0;) {
-      Moments up = below_[j];  // j's subtree as its parent sees it: j's own position targets too
-      Moments own = own_[j];
-      own.o = 0;
-      for (int i = 0; i < 3; ++i) own.e[i] = 0;
-      up.add(own);
-      if (p_.parents[j] >= 0) {
-        below_[p_.parents[j]].add(up);
-      } else {
-        all.add(up);
-      }
-    }
-    for (int64_t a = 0; a < J_; ++a) {
-      const Moments& m = below_[a];
-      const T* pa = &s.position[a * 3];
-      T pa_r[3];
-      cross(pa, m.r, pa_r);
-      for (int i = 0; i < 3; ++i) g_[a * 3 + i] = m.pr[i] - pa_r[i] + m.e[i];
-      const T trace = m.pp[0] + m.pp[4] + m.pp[8];
-      for (int64_t ib = tree_.chain_start[a]; ib < tree_.chain_start[a + 1]; ++ib) {
-        const int64_t b = tree_.chain[ib];
-        T* h = &H_[ib * 9];
-        if (b == root_node) {  // J_aᵀ I summed: [sum w (p_k - p_a)]x
-          T d[3];
-          for (int i = 0; i < 3; ++i) d[i] = m.p[i] - m.w * pa[i];
-          h[0] = 0, h[1] = -d[2], h[2] = d[1];
-          h[3] = d[2], h[4] = 0, h[5] = -d[0];
-          h[6] = -d[1], h[7] = d[0], h[8] = 0;
-          continue;
+        T* m = &inertia_[k * 36];
+        for (int i = 0; i < 3; ++i) {
+          m[7 * i] += wo;
+          linear_[k * 6 + i] += wo * o[i];
         }
-        const T* pb = &s.position[b * 3];
-        const T diagonal = trace - dot(pa, m.p) - dot(pb, m.p) + m.w * dot(pa, pb) + m.o;
-        for (int i = 0; i < 3; ++i)
-          for (int c = 0; c < 3; ++c)
-            h[3 * i + c] = (i == c ? diagonal : T(0)) -
-                           (m.pp[3 * i + c] - pb[i] * m.p[c] - m.p[i] * pa[c] + m.w * pb[i] * pa[c]);
       }
     }
-    if (root_node >= 0) {
-      T* h = &H_[tree_.chain_start[root_node] * 9];
-      for (int i = 0; i < 9; ++i) h[i] = 0;
-      for (int i = 0; i < 3; ++i) {
-        h[4 * i] = all.w;
-        g_[root_node * 3 + i] = all.r[i];
-      }
-    }
+    // Regularisation of each local rotation: J = W_jᵀ on w_j, so λ I and λ W_j e.
+    std::fill(pull_.begin(), pull_.end(), T(0));
     if (p_.regularization > 0) {
-      // log(Pᵀ R_j exp(W_jᵀ w)) ~ e + W_jᵀ w: J = W_jᵀ, JᵀJ = I.
       for (int64_t j = 0; j < J_; ++j) {
-        T d[9], e[3], we[3];
+        T d[9], e[3];
         mul_at_b(&prior_[j * 9], &s.local[j * 9], d);
         log_map(d, e);
-        apply(&s.world[j * 9], e, we);
-        T* h = &H_[tree_.chain_start[j] * 9];
-        for (int i = 0; i < 3; ++i) {
-          g_[j * 3 + i] += p_.regularization * we[i];
-          h[4 * i] += p_.regularization;
-        }
+        apply(&s.world[j * 9], e, &pull_[j * 3]);
+        for (int i = 0; i < 3; ++i) pull_[j * 3 + i] *= p_.regularization;
       }
     }
-    if (p_.root_regularization > 0 && root_node >= 0) {
-      T* h = &H_[tree_.chain_start[root_node] * 9];
-      for (int i = 0; i < 3; ++i) {
-        g_[root_node * 3 + i] += p_.root_regularization * (s.root[i] - prior_root_[i]);
-        h[4 * i] += p_.root_regularization;
+    // The plain gradient (for the predicted decrease): G_j = b_j + sum over
+    // children of X_cᵀ G_c; g(w_j) = rotation part of G_j.
+    std::copy(linear_.begin(), linear_.end(), gradient6_.begin());
+    for (int64_t j = J_; j-- > 0;) {
+      const int32_t parent = p_.parents[j];
+      const T* G = &gradient6_[j * 6];
+      for (int i = 0; i < 3; ++i) g_[j * 3 + i] = G[i] + pull_[j * 3 + i];
+      if (parent < 0) {
+        for (int i = 0; i < 3; ++i) gradient6_[J_ * 6 + 3 + i] += G[3 + i];
+      } else {
+        T d[3], dv[3];
+        for (int i = 0; i < 3; ++i) d[i] = s.position[j * 3 + i] - s.position[parent * 3 + i];
+        cross(d, G + 3, dv);  // X_cᵀ (f, v) = (f + d x v, v)
+        T* P = &gradient6_[parent * 6];
+        for (int i = 0; i < 3; ++i) P[i] += G[i] + dv[i], P[3 + i] += G[3 + i];
       }
+    }
+    for (int i = 0; i < 3; ++i) {
+      g_[J_ * 3 + i] = p_.fixed_root ? T(0) : gradient6_[J_ * 6 + 3 + i];
+      if (p_.root_regularization > 0 && !p_.fixed_root)
+        g_[J_ * 3 + i] += p_.root_regularization * (s.root[i] - prior_root_[i]);
     }
   }
 
-  // Solves (H + mu I) x = -g by block Cholesky, leaves first. False when
-  // the damped matrix is not positive definite.
+  // m += w Aᵀ A, b += w Aᵀ r for A = [-[e]x | I] (a point at lever e).
+  static void add_point(T* m, T* b, const T* e, const T* r, T w) {
+    // Aᵀ A: top-left [e]xᵀ [e]x = |e|² I - e eᵀ, top-right [e]x, bottom-right I.
+    const T ee = dot(e, e);
+    for (int i = 0; i < 3; ++i)
+      for (int c = 0; c < 3; ++c) m[6 * i + c] += w * ((i == c ? ee : T(0)) - e[i] * e[c]);
+    const T ex[9] = {0, -e[2], e[1], e[2], 0, -e[0], -e[1], e[0], 0};  // [e]x
+    for (int i = 0; i < 3; ++i)
+      for (int c = 0; c < 3; ++c) {
+        m[6 * i + 3 + c] += w * ex[3 * i + c];    // (-[e]x)ᵀ I = [e]x
+        m[6 * (3 + i) + c] += w * ex[3 * c + i];  // its transpose
+      }
+    for (int i = 0; i < 3; ++i) m[7 * (3 + i)] += w;
+    T er[3];
+    cross(e, r, er);  // (-[e]x)ᵀ r = e x r
+    for (int i = 0; i < 3; ++i) b[i] += w * er[i], b[3 + i] += w * r[i];
+  }
+
+  // Solves the damped model (H + mu I) x = -g by the articulated-body
+  // recursion. False when a damped block is not positive definite.
   bool step(T mu) {
-    std::copy(H_.begin(), H_.end(), L_.begin());
-    for (int64_t n = 0; n < tree_.nodes; ++n)
-      for (int i = 0; i < 3; ++i) L_[tree_.chain_start[n] * 9 + 4 * i] += mu;
-    for (int64_t i = 0; i < tree_.nodes * 3; ++i) rhs_[i] = -g_[i];
-    // Node order nodes-1 ... 0 is leaves first except for the root
-    // translation (node J, an ancestor of all), which goes last.
-    for (int64_t q = 0; q < tree_.nodes; ++q) {
-      const int64_t n = elimination_order(q);
-      T* c = &L_[tree_.chain_start[n] * 9];
-      if (!cholesky3(c)) return false;  // reads the lower triangle of the symmetric block
-      const int64_t first = tree_.chain_start[n] + 1, last = tree_.chain_start[n + 1];
-      // M_na = C⁻¹ H_na for each ancestor a (in place).
-      for (int64_t ia = first; ia < last; ++ia) {
-        T* m = &L_[ia * 9];
-        for (int col = 0; col < 3; ++col) {
-          T v[3] = {m[col], m[3 + col], m[6 + col]};
-          solve_lower(c, v);
-          m[col] = v[0], m[3 + col] = v[1], m[6 + col] = v[2];
+    std::copy(inertia_.begin(), inertia_.end(), articulated_.begin());
+    std::copy(linear_.begin(), linear_.end(), bias_.begin());
+    for (int64_t j = J_; j-- > 0;) {
+      T* M = &articulated_[j * 36];
+      T* b = &bias_[j * 6];
+      // D = Sᵀ M S + (λ + mu) I with S = [I; 0]: the rotation block.
+      T* D = &factor_[j * 9];
+      for (int i = 0; i < 3; ++i)
+        for (int c = 0; c < 3; ++c) D[3 * i + c] = M[6 * i + c] + (i == c ? p_.regularization + mu : T(0));
+      if (!cholesky3(D)) return false;
+      T* u = &torque_[j * 3];
+      for (int i = 0; i < 3; ++i) u[i] = b[i] + pull_[j * 3 + i];
+      // K = D⁻¹ [M_top | u]: the rotation's response to the parent's twist and to the bias.
+      T K[3][7];
+      for (int c = 0; c < 7; ++c) {
+        T v[3];
+        for (int i = 0; i < 3; ++i) v[i] = c < 6 ? M[6 * i + c] : u[i];
+        solve_lower(D, v);
+        solve_upper(D, v);
+        for (int i = 0; i < 3; ++i) K[i][c] = v[i];
+      }
+      // Articulated inertia seen from the parent: M - U K with U = M S (its first three columns).
+      T reduced[36], rb[6];
+      for (int i = 0; i < 6; ++i) {
+        for (int c = i; c < 6; ++c)  // symmetric: the upper triangle, mirrored
+          reduced[6 * i + c] = reduced[6 * c + i] =
+              M[6 * i + c] - (M[6 * i] * K[0][c] + M[6 * i + 1] * K[1][c] + M[6 * i + 2] * K[2][c]);
+        rb[i] = b[i] - (M[6 * i] * K[0][6] + M[6 * i + 1] * K[1][6] + M[6 * i + 2] * K[2][6]);
+      }
+      const int32_t parent = p_.parents[j];
+      if (parent < 0) {  // the base only translates: keep the velocity-velocity part
+        T* P = &articulated_[J_ * 36];
+        for (int i = 3; i < 6; ++i) {
+          for (int c = 3; c < 6; ++c) P[6 * i + c] += reduced[6 * i + c];
+          bias_[J_ * 6 + i] += rb[i];
         }
+        continue;
       }
-      // Ancestor pairs: H_ab -= M_naᵀ M_nb (a at or below b).
-      for (int64_t ia = first; ia < last; ++ia) {
-        const int64_t a = tree_.chain[ia];
-        for (int64_t ib = ia; ib < last; ++ib) {
-          const int64_t b = tree_.chain[ib];
-          T prod[9];
-          mul_at_b(&L_[ia * 9], &L_[ib * 9], prod);
-          T* h = &L_[tree_.block(a, b) * 9];
-          for (int i = 0; i < 9; ++i) h[i] -= prod[i];
+      // Xᵀ reduced X, Xᵀ rb with X = [[I, 0], [-[d]x, I]], d = p_j - p_parent.
+      // With reduced = [[A, B], [Bᵀ, C]] that is
+      // [[A - B[d]x + [d]xBᵀ - [d]xC[d]x, B + [d]xC], [(B + [d]xC)ᵀ, C]];
+      // each product with [d]x is three cross products (b[d]x = b x d for a row b).
+      T d[3];
+      for (int i = 0; i < 3; ++i) d[i] = positions_[j * 3 + i] - positions_[parent * 3 + i];
+      T* P = &articulated_[parent * 36];
+      T* pb = &bias_[parent * 6];
+      T A[9], B[9], C[9];
+      for (int i = 0; i < 3; ++i)
+        for (int c = 0; c < 3; ++c) {
+          A[3 * i + c] = reduced[6 * i + c];
+          B[3 * i + c] = reduced[6 * i + 3 + c];
+          C[3 * i + c] = reduced[6 * (3 + i) + 3 + c];
         }
+      T Bd[9], dC[9], dCd[9];  // rows of B x d; columns d x C (stored by column); rows of ([d]xC) x d
+      for (int i = 0; i < 3; ++i) {
+        cross(&B[3 * i], d, &Bd[3 * i]);        // row i of B[d]x
+        const T column[3] = {C[i], C[3 + i], C[6 + i]};
+        cross(d, column, &dC[3 * i]);          // column i of [d]xC
       }
+      T dC_rows[9];  // [d]xC row-major
+      for (int i = 0; i < 3; ++i)
+        for (int c = 0; c < 3; ++c) dC_rows[3 * i + c] = dC[3 * c + i];
+      for (int i = 0; i < 3; ++i) cross(&dC_rows[3 * i], d, &dCd[3 * i]);  // row i of [d]xC[d]x
+      // [d]xBᵀ = -(B[d]x)ᵀ
+      for (int i = 0; i < 3; ++i)
+        for (int c = 0; c < 3; ++c) {
+          const int ic = 3 * i + c;
+          P[6 * i + c] += A[ic] - Bd[ic] - Bd[3 * c + i] - dCd[ic];
+          const T top = B[ic] + dC_rows[ic];
+          P[6 * i + 3 + c] += top;
+          P[6 * (3 + c) + i] += top;
+          P[6 * (3 + i) + 3 + c] += C[ic];
+        }
+      T dv[3];
+      cross(d, rb + 3, dv);
+      for (int i = 0; i < 3; ++i) pb[i] += rb[i] + dv[i], pb[3 + i] += rb[3 + i];
     }
-    // Forward: y_n = C_n⁻¹ b_n, then b_a -= M_naᵀ y_n.
-    for (int64_t q = 0; q < tree_.nodes; ++q) {
-      const int64_t n = elimination_order(q);
-      T* y = &rhs_[n * 3];
-      solve_lower(&L_[tree_.chain_start[n] * 9], y);
-      for (int64_t ia = tree_.chain_start[n] + 1; ia < tree_.chain_start[n + 1]; ++ia) {
-        T u[3];
-        apply_t(&L_[ia * 9], y, u);
-        for (int i = 0; i < 3; ++i) rhs_[tree_.chain[ia] * 3 + i] -= u[i];
-      }
+    // The root translation: minimise ½ tᵀ (C + (λ_t + mu) I) t + (b + pull)ᵀ t.
+    T base[6] = {0, 0, 0, 0, 0, 0};
+    if (!p_.fixed_root) {
+      T C[9], t[3];
+      const T* P = &articulated_[J_ * 36];
+      for (int i = 0; i < 3; ++i)
+        for (int c = 0; c < 3; ++c) C[3 * i + c] = P[6 * (3 + i) + 3 + c] + (i == c ? p_.root_regularization + mu : T(0));
+      if (!cholesky3(C)) return false;
+      for (int i = 0; i < 3; ++i) t[i] = -(bias_[J_ * 6 + 3 + i] + (g_[J_ * 3 + i] - gradient6_[J_ * 6 + 3 + i]));
+      solve_lower(C, t);
+      solve_upper(C, t);
+      for (int i = 0; i < 3; ++i) base[3 + i] = x_[J_ * 3 + i] = t[i];
+    } else {
+      for (int i = 0; i < 3; ++i) x_[J_ * 3 + i] = 0;
     }
-    // Backward: x_n = C_n⁻ᵀ (y_n - sum_a M_na x_a), ancestors first.
-    for (int64_t q = tree_.nodes; q-- > 0;) {
-      const int64_t n = elimination_order(q);
-      T v[3] = {rhs_[n * 3], rhs_[n * 3 + 1], rhs_[n * 3 + 2]};
-      for (int64_t ia = tree_.chain_start[n] + 1; ia < tree_.chain_start[n + 1]; ++ia) {
-        T u[3];
-        apply(&L_[ia * 9], &x_[tree_.chain[ia] * 3], u);
-        for (int i = 0; i < 3; ++i) v[i] -= u[i];
+    // Forward: w_j = -D⁻¹ (Uᵀ X V_parent + u), V_j = X V_parent + (w_j, 0).
+    for (int64_t j = 0; j < J_; ++j) {
+      const int32_t parent = p_.parents[j];
+      T V[6];
+      if (parent < 0) {
+        std::copy(base, base + 6, V);
+      } else {
+        const T* Vp = &twist_[parent * 6];
+        T d[3], wd[3];
+        for (int i = 0; i < 3; ++i) d[i] = positions_[j * 3 + i] - positions_[parent * 3 + i];
+        cross(Vp, d, wd);  // v_j = v_p + w_p x d
+        for (int i = 0; i < 3; ++i) V[i] = Vp[i], V[3 + i] = Vp[3 + i] + wd[i];
       }
-      solve_upper(&L_[tree_.chain_start[n] * 9], v);
-      for (int i = 0; i < 3; ++i) x_[n * 3 + i] = v[i];
+      const T* M = &articulated_[j * 36];  // Uᵀ = the rotation rows of j's articulated inertia
+      T w[3];
+      for (int i = 0; i < 3; ++i) {
+        T s = torque_[j * 3 + i];
+        for (int c = 0; c < 6; ++c) s += M[6 * i + c] * V[c];
+        w[i] = -s;
+      }
+      solve_lower(&factor_[j * 9], w);
+      solve_upper(&factor_[j * 9], w);
+      for (int i = 0; i < 3; ++i) {
+        x_[j * 3 + i] = w[i];
+        V[i] += w[i];
+      }
+      std::copy(V, V + 6, &twist_[j * 6]);
     }
     return true;
   }
 
-  int64_t elimination_order(int64_t q) const { return q < J_ ? J_ - 1 - q : J_; }
 
   // next = now moved by x: R_j <- R_j exp(W_jᵀ x_j), root += x_root; then limits.
   void take_step(const State<T>& now, State<T>& next) {
@@ -548,7 +552,7 @@ class Solver {
       exp_map(local_step, turn);
       mul(&now.local[j * 9], turn, &next.local[j * 9]);
     }
-    for (int i = 0; i < 3; ++i) next.root[i] = now.root[i] + (tree_.nodes > J_ ? x_[J_ * 3 + i] : T(0));
+    for (int i = 0; i < 3; ++i) next.root[i] = now.root[i] + x_[J_ * 3 + i];
     project(next);
     evaluate(next);
   }
@@ -574,10 +578,14 @@ class Solver {
   }
 
   const IkProblem<T>& p_;
-  const Tree& tree_;
   int64_t J_;
-  std::vector<T> H_, L_, g_, x_, rhs_, prior_;
-  std::vector<Moments> own_, below_;
+  // Per body (joints, then the base at index J): model inertia and linear
+  // term, their articulated versions, and the plain gradient.
+  std::vector<T> inertia_, articulated_, linear_, bias_, gradient6_;
+  std::vector<T> g_, x_;                         // gradient and step: w_j per joint, then the root translation
+  std::vector<T> factor_, torque_, pull_, twist_;  // per joint: Cholesky of D, u, regularisation gradient, V
+  std::vector<T> prior_;
+  const T* positions_ = nullptr;  // joint positions of the state the model was built at
   T prior_root_[3] = {0, 0, 0};
   State<T> now_, next_;
   const T* targets_ = nullptr;
@@ -589,7 +597,6 @@ class Solver {
 
 template <class T>
 void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
-  const Tree tree(p.parents, p.num_joints, !p.fixed_root);
   // Step sizes are judged by how far they can move a joint: twice the
   // longest root-to-joint path bounds every lever arm.
   const int64_t J = p.num_joints;
@@ -604,7 +611,7 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   const auto start_of = [&](int64_t b) { return p.init_rotations + (p.init_shared ? 0 : b * J * rotation_size); };
   const auto root_of = [&](int64_t b) { return p.init_root + (p.init_shared ? 0 : b * 3); };
   if (p.sequential) {
-    Solver<T> solver(p, tree);
+    Solver<T> solver(p);
     solver.set_reach(reach);
     for (int64_t b = 0; b < p.batch; ++b) {
       if (b == 0) {
@@ -618,7 +625,7 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   }
   // A frame costs roughly (targets x depth^2) block updates per iteration.
   parallel_ranges(p.batch, 2048 * std::max<int64_t>(1, p.num_targets), 32768, [&](int64_t begin, int64_t end) {
-    Solver<T> solver(p, tree);
+    Solver<T> solver(p);
     solver.set_reach(reach);
     for (int64_t b = begin; b < end; ++b) solver.solve(b, start_of(b), p.init_form, root_of(b), out);
   });
