@@ -127,7 +127,7 @@ def test_solve_sequence_follows_a_motion():
     targets = motion.positions()
     smooth = fastkin.ik.solve_sequence(motion.skeleton, targets, smoothness=1e-6)
     assert smooth.converged.all()
-    assert smooth.error.max() < 1e-5 * height(motion.skeleton)  # the pull costs a little accuracy
+    assert smooth.error.max() < 1e-4 * height(motion.skeleton)  # the pull costs a little accuracy
     # Without the pull, warm starts reach the exact fit in fewer iterations than cold ones.
     warm = fastkin.ik.solve_sequence(motion.skeleton, targets, smoothness=0.0)
     cold = fastkin.ik.solve(motion.skeleton, targets)
