@@ -14,7 +14,7 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("fk", "skinning", "io")
+BENCHMARKS = ("fk", "skinning", "ik", "io")
 
 
 def main(argv: list[str] | None = None) -> int:

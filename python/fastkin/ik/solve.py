@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import _core
-from .._backend import is_torch
+from .._backend import is_torch, read_only
 from ..rotations import quat_to_matrix
 from ..skeleton import Skeleton
 
@@ -164,18 +165,21 @@ def solve_sequence(
 
 def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_weight, init, init_root, fixed_root,
            regularization, joint_limits, max_iters, tol, robust, sequential) -> IKResult:
+    # Kept lean: a single frame is solved in tens of microseconds, so the
+    # checks here must not cost more than the solve.
     if not isinstance(skeleton, Skeleton):
         raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
     torch_like = targets if is_torch(targets) else None
     targets = _float_input(targets, "targets")
     dtype = targets.dtype
+    context = _context(skeleton, dtype)
     J = skeleton.num_joints
-    joint_indices = _joint_indices(skeleton, joints)
+    joint_indices = context.all_joints if joints is None else _joint_indices(skeleton, joints)
     count = len(joint_indices)
     if targets.ndim < 2 or targets.shape[-2:] != (count, 3):
         raise ValueError(f"targets must have shape (..., {count}, 3) for {count} target joints, got {targets.shape}")
     batch = targets.shape[:-2]
-    frames = int(np.prod(batch, dtype=np.int64))
+    frames = math.prod(batch)
     flat_targets = np.ascontiguousarray(targets.reshape(frames, count, 3))
     target_weights = None
     if weights is not None:
@@ -186,12 +190,14 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     if orientation_targets is not None:
         orientations = _frames_of_rotations(_float_input(orientation_targets, "orientation_targets").astype(dtype, copy=False),
                                             "orientation_targets", batch, count)
-    if not (np.isfinite(orientation_weight) and orientation_weight >= 0):
-        raise ValueError(f"orientation_weight must be a finite number >= 0, got {orientation_weight!r}")
-    start = _start_rotations(skeleton, init, batch, dtype)
-    root = _start_root(skeleton, init_root, joint_indices, flat_targets, batch, dtype)
-    if not (np.isfinite(regularization) and regularization >= 0):
-        raise ValueError(f"regularization must be a finite number >= 0, got {regularization!r}")
+    _require_number(orientation_weight, "orientation_weight", "a finite number >= 0", lambda v: v >= 0)
+    start = context.rest_rotations if init is None else _start_rotations(skeleton, init, batch, dtype)
+    if init_root is not None:
+        root = _start_root(init_root, batch, dtype)
+    else:  # the first root's target minus its offset when it has one
+        hit = context.first_root if joints is None else _position(joint_indices, context.first_root)
+        root = context.zero_root if hit is None else flat_targets[:, hit] - context.offsets[context.first_root]
+    _require_number(regularization, "regularization", "a finite number >= 0", lambda v: v >= 0)
     limits = None
     if joint_limits is not None:
         limits = np.ascontiguousarray(_float_input(joint_limits, "joint_limits").astype(dtype, copy=False))
@@ -202,23 +208,22 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
         raise ValueError(f"max_iters must be an int >= 1, got {max_iters!r}")
     if tol is None:
-        tol = (1e-9 if dtype == np.float64 else 1e-5) * _size(skeleton)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
-    if robust is not None and not (np.isfinite(robust) and robust > 0):
-        raise ValueError(f"robust must be a finite Huber threshold > 0, got {robust!r}")
+        tol = (1e-9 if dtype == np.float64 else 1e-5) * context.size
+    _require_number(tol, "tol", "a finite number > 0", lambda v: v > 0)
+    if robust is not None:
+        _require_number(robust, "robust", "a finite Huber threshold > 0", lambda v: v > 0)
     rotations, root_translation, error, iterations, converged = _core.ik_solve(
         skeleton.parents,
-        _cached(skeleton, "offsets", dtype, lambda: skeleton.offsets),
-        _cached(skeleton, "rest_matrices", dtype, lambda: quat_to_matrix(skeleton.rest_rotations)),
+        context.offsets,
+        context.rest_matrices,
         joint_indices,
         flat_targets,
         target_weights,
         orientations,
         float(orientation_weight),
         start,
-        root,
-        float(regularization) * _size(skeleton) ** 2,
+        np.ascontiguousarray(root),
+        float(regularization) * context.size**2,
         float(regularization) if sequential else 0.0,
         bool(fixed_root),
         limits,
@@ -237,7 +242,59 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     return result if torch_like is None else _as_tensors(result, torch_like)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every solve of a skeleton needs, made once per dtype."""
+
+    offsets: np.ndarray
+    rest_matrices: np.ndarray
+    rest_rotations: np.ndarray
+    all_joints: np.ndarray
+    first_root: int
+    zero_root: np.ndarray
+    size: float  # extent of the rest pose (the skeleton's 'height'), at least 1e-12
+
+
+def _context(skeleton: Skeleton, dtype) -> _Context:
+    key = ("ik", np.dtype(dtype).str)
+    context = skeleton._torch_cache.get(key)
+    if context is None:
+        from ..kinematics import fk_batch
+
+        positions = fk_batch(skeleton, np.asarray(skeleton.rest_rotations, np.float64))[1]
+        extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 0.0
+
+        def frozen(array):
+            return read_only(np.asarray(array, dtype=dtype))
+
+        context = _Context(
+            offsets=frozen(skeleton.offsets),
+            rest_matrices=frozen(quat_to_matrix(skeleton.rest_rotations)),
+            rest_rotations=frozen(skeleton.rest_rotations),
+            all_joints=read_only(np.arange(skeleton.num_joints, dtype=np.int32)),
+            first_root=int(np.flatnonzero(skeleton.parents < 0)[0]),
+            zero_root=frozen(np.zeros(3)),
+            size=max(extent, float(np.abs(skeleton.offsets).max()), 1e-12),
+        )
+        skeleton._torch_cache[key] = context
+    return context
+
+
+def _require_number(value: Any, name: str, what: str, ok) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _position(values: np.ndarray, wanted: int) -> int | None:
+    hits = np.flatnonzero(values == wanted)
+    return int(hits[0]) if len(hits) else None
+
+
 def _float_input(value: Any, name: str) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype.char in "fd":
+        return value
     if is_torch(value):
         value = value.detach().cpu().numpy()
     array = np.asarray(value)
@@ -272,8 +329,6 @@ def _joint_indices(skeleton: Skeleton, joints: Any) -> np.ndarray:
 def _start_rotations(skeleton: Skeleton, init: Any, batch: tuple, dtype) -> np.ndarray:
     """init as the solver takes it: (frames, J, 4 | 3, 3) or shared (J, 4 | 3, 3)."""
     J = skeleton.num_joints
-    if init is None:
-        return _cached(skeleton, "rest_rotations", dtype, lambda: skeleton.rest_rotations)
     start = _float_input(init, "init").astype(dtype, copy=False)
     if start.shape in ((J, 4), (J, 3, 3)):
         return np.ascontiguousarray(start)
@@ -301,45 +356,14 @@ def _frames_of_rotations(values: np.ndarray, name: str, batch: tuple, count: int
     return np.ascontiguousarray(np.broadcast_to(values, batch + (count, 3, 3)).reshape(frames, count, 3, 3))
 
 
-def _start_root(skeleton, init_root, joint_indices, flat_targets, batch, dtype) -> np.ndarray:
-    """(frames, 3) or shared (3,) start translation: init_root, else the
-    first root's target minus its offset when it has one, else zero."""
-    if init_root is not None:
-        root = _float_input(init_root, "init_root").astype(dtype, copy=False)
-        if root.shape == (3,):
-            return np.ascontiguousarray(root)
-        if root.shape != batch + (3,):
-            raise ValueError(f"init_root must have shape (3,) or {batch + (3,)}, got {root.shape}")
-        return np.ascontiguousarray(root.reshape(-1, 3))
-    first_root = int(np.flatnonzero(skeleton.parents < 0)[0])
-    hit = np.flatnonzero(joint_indices == first_root)
-    if len(hit):
-        return np.ascontiguousarray(flat_targets[:, hit[0]] - _cached(skeleton, "offsets", dtype, lambda: skeleton.offsets)[first_root])
-    return np.zeros(3, dtype)
-
-
-def _cached(skeleton: Skeleton, what: str, dtype, make) -> np.ndarray:
-    """A contiguous array derived from the skeleton, made once per dtype."""
-    key = ("ik", what, np.dtype(dtype).str)
-    cached = skeleton._torch_cache.get(key)
-    if cached is None:
-        cached = np.ascontiguousarray(np.asarray(make(), dtype=dtype))
-        skeleton._torch_cache[key] = cached
-    return cached
-
-
-def _size(skeleton: Skeleton) -> float:
-    """Extent of the rest pose (the skeleton's 'height'), at least 1e-12; cached."""
-    key = ("ik", "size")
-    size = skeleton._torch_cache.get(key)
-    if size is None:
-        from ..kinematics import fk_batch
-
-        positions = fk_batch(skeleton, np.asarray(skeleton.rest_rotations, np.float64))[1]
-        extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 0.0
-        size = max(extent, float(np.abs(skeleton.offsets).max()), 1e-12)
-        skeleton._torch_cache[key] = size
-    return size
+def _start_root(init_root, batch, dtype) -> np.ndarray:
+    """init_root as (frames, 3), or (3,) shared by every frame."""
+    root = _float_input(init_root, "init_root").astype(dtype, copy=False)
+    if root.shape == (3,):
+        return root
+    if root.shape != batch + (3,):
+        raise ValueError(f"init_root must have shape (3,) or {batch + (3,)}, got {root.shape}")
+    return root.reshape(-1, 3)
 
 
 def _as_tensors(result: IKResult, like: Any) -> IKResult:
