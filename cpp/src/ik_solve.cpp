@@ -180,13 +180,16 @@ class Solver {
   explicit Solver(const IkProblem<T>& p)
       : p_(p), J_(p.num_joints), inertia_((J_ + 1) * 36), articulated_((J_ + 1) * 36), linear_((J_ + 1) * 6),
         bias_((J_ + 1) * 6), gradient6_((J_ + 1) * 6), g_((J_ + 1) * 3), x_((J_ + 1) * 3), factor_(J_ * 9),
-        torque_(J_ * 3), pull_(J_ * 3), twist_(J_ * 6) {
+        torque_(J_ * 3), pull_(J_ * 3), pull_curvature_(J_ * 9), twist_(J_ * 6) {
     for (State<T>* s : {&now_, &next_}) {
       s->local.resize(J_ * 9);
       s->world.resize(J_ * 9);
       s->position.resize(J_ * 3);
     }
     prior_.resize(J_ * 9);
+    has_target_.assign(J_, 0);
+    for (int64_t t = 0; t < p.num_targets; ++t) has_target_[p.target_joints[t]] = 1;
+    find_free_rotations();
   }
 
   // Solves frame b from (start, start_root) in the given form, regularised towards them.
@@ -255,6 +258,7 @@ class Solver {
       converged = now_.error <= p_.tol || stationary;
       if (!stepped && !stationary) break;  // could not factor even heavily damped: give up, flagged
     }
+    keep_free_parts_of_start(now_);
     for (int64_t j = 0; j < J_; ++j) matrix_to_quat(&now_.local[j * 9], out.rotations + (b * J_ + j) * 4);
     std::copy(now_.root, now_.root + 3, out.root_translation + b * 3);
     out.error[b] = now_.error;
@@ -263,6 +267,68 @@ class Solver {
   }
 
   void set_reach(T reach) { reach_ = reach; }
+
+  // Which rotations the targets leave free (they do not depend on the frame).
+  void find_free_rotations() {
+    std::vector<uint8_t> position_below(J_, 0), orientation_at(J_, 0);  // targets strictly below / at or below
+    for (int64_t t = 0; t < p_.num_targets; ++t) {
+      const int32_t k = p_.target_joints[t];
+      if (p_.parents[k] >= 0) position_below[p_.parents[k]] = 1;
+      if (p_.orientation_targets) orientation_at[k] = 1;
+    }
+    std::vector<int32_t> targeted_children(J_, 0);
+    free_child_.assign(J_, -1);
+    for (int64_t j = J_; j-- > 0;) {
+      const int32_t parent = p_.parents[j];
+      if (parent < 0) continue;
+      if (position_below[j]) position_below[parent] = 1;
+      orientation_at[parent] |= orientation_at[j];
+      if (position_below[j] || has_target_[j]) {
+        ++targeted_children[parent];
+        free_child_[parent] = static_cast<int32_t>(j);
+      }
+    }
+    whole_free_.assign(J_, 0);
+    for (int64_t j = 0; j < J_; ++j) {
+      const bool pinned = orientation_at[j] || p_.limits;
+      whole_free_[j] = !pinned && !position_below[j];
+      if (pinned || targeted_children[j] != 1) free_child_[j] = -1;  // no single free twist axis
+    }
+  }
+
+  // Where the targets leave a rotation free, the start's is kept: a joint
+  // with no target below it keeps its start rotation; a joint whose targets
+  // all hang off one child keeps its start twist about that child's bone
+  // (the child is counter-rotated, so no joint moves). The solve itself
+  // only moves such directions incidentally.
+  void keep_free_parts_of_start(State<T>& s) const {
+    for (int64_t j = 0; j < J_; ++j) {
+      T* r = &s.local[j * 9];
+      if (whole_free_[j]) {
+        std::copy(&prior_[j * 9], &prior_[j * 9] + 9, r);
+        continue;
+      }
+      const int32_t c = free_child_[j];
+      if (c < 0) continue;
+      const T* o = p_.offsets + c * 3;
+      const T length = std::sqrt(dot(o, o));
+      if (!(length > T(0))) continue;
+      const T axis[3] = {o[0] / length, o[1] / length, o[2] / length};
+      // Twist of Rᵀ P about the axis (swing-twist decomposition of its quaternion).
+      T d[9], q[4];
+      mul_at_b(r, &prior_[j * 9], d);
+      matrix_to_quat(d, q);
+      const T angle = T(2) * std::atan2(dot(axis, q), q[3]);
+      T v[3] = {angle * axis[0], angle * axis[1], angle * axis[2]}, turn[9], out[9];
+      exp_map(v, turn);
+      mul(r, turn, out);
+      std::copy(out, out + 9, r);
+      for (int i = 0; i < 3; ++i) v[i] = -v[i];
+      exp_map(v, turn);
+      mul(turn, &s.local[c * 9], out);
+      std::copy(out, out + 9, &s.local[c * 9]);
+    }
+  }
 
  private:
   // World transforms, residuals and cost of a state.
@@ -364,7 +430,10 @@ class Solver {
         }
       }
     }
-    // Regularisation of each local rotation: J = W_jᵀ on w_j, so λ I and λ W_j e.
+    // Regularisation of each local rotation, e = log(P_jᵀ R_j): moving w_j
+    // changes e by J_r⁻¹(e) W_jᵀ w_j (J_r: the right Jacobian of SO(3)), so
+    // the gradient is λ W_j e (J_r⁻ᵀ e = e) and the curvature
+    // λ W_j J_r⁻ᵀ J_r⁻¹ W_jᵀ, exact for large e too.
     std::fill(pull_.begin(), pull_.end(), T(0));
     if (p_.regularization > 0) {
       for (int64_t j = 0; j < J_; ++j) {
@@ -373,6 +442,17 @@ class Solver {
         log_map(d, e);
         apply(&s.world[j * 9], e, &pull_[j * 3]);
         for (int i = 0; i < 3; ++i) pull_[j * 3 + i] *= p_.regularization;
+        // J_r⁻¹(e) = I + ½[e]x + c [e]x², c = 1/θ² - (1 + cos θ) / (2 θ sin θ) (1/12 near 0).
+        const T t2 = dot(e, e), t = std::sqrt(t2);
+        const T c = t < T(1e-4) ? T(1) / T(12) + t2 / T(720) : T(1) / t2 - (T(1) + std::cos(t)) / (T(2) * t * std::sin(t));
+        const T ex[9] = {0, -e[2], e[1], e[2], 0, -e[0], -e[1], e[0], 0};
+        T ex2[9], inverse[9], jtj[9], wj[9];
+        mul(ex, ex, ex2);
+        for (int i = 0; i < 9; ++i) inverse[i] = (i % 4 == 0 ? T(1) : T(0)) + T(0.5) * ex[i] + c * ex2[i];
+        mul_at_b(inverse, inverse, jtj);
+        mul(&s.world[j * 9], jtj, wj);
+        mul_a_bt(wj, &s.world[j * 9], &pull_curvature_[j * 9]);
+        for (int i = 0; i < 9; ++i) pull_curvature_[j * 9 + i] *= p_.regularization;
       }
     }
     // The plain gradient (for the predicted decrease): G_j = b_j + sum over
@@ -428,7 +508,8 @@ class Solver {
       // D = Sᵀ M S + (λ + mu) I with S = [I; 0]: the rotation block.
       T* D = &factor_[j * 9];
       for (int i = 0; i < 3; ++i)
-        for (int c = 0; c < 3; ++c) D[3 * i + c] = M[6 * i + c] + (i == c ? p_.regularization + mu : T(0));
+        for (int c = 0; c < 3; ++c)
+          D[3 * i + c] = M[6 * i + c] + pull_curvature_[j * 9 + 3 * i + c] + (i == c ? mu : T(0));
       if (!cholesky3(D)) return false;
       T* u = &torque_[j * 3];
       for (int i = 0; i < 3; ++i) u[i] = b[i] + pull_[j * 3 + i];
@@ -583,8 +664,10 @@ class Solver {
   // term, their articulated versions, and the plain gradient.
   std::vector<T> inertia_, articulated_, linear_, bias_, gradient6_;
   std::vector<T> g_, x_;                         // gradient and step: w_j per joint, then the root translation
-  std::vector<T> factor_, torque_, pull_, twist_;  // per joint: Cholesky of D, u, regularisation gradient, V
+  std::vector<T> factor_, torque_, pull_, pull_curvature_, twist_;  // per joint: Cholesky of D, u, pull, its curvature, V
   std::vector<T> prior_;
+  std::vector<uint8_t> has_target_, whole_free_;  // per joint
+  std::vector<int32_t> free_child_;              // per joint: the child whose bone its free twist turns about, or -1
   const T* positions_ = nullptr;  // joint positions of the state the model was built at
   T prior_root_[3] = {0, 0, 0};
   State<T> now_, next_;
