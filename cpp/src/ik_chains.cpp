@@ -88,20 +88,22 @@ V3<T> perpendicular_to(const V3<T>& u) {
 }
 
 // Row-major rotation R = F_new F_oldᵀ, where F = [e1 e2 e3] is the frame
-// with e1 along `direction` and e2 along the part of `normal` perpendicular
-// to it: R takes old_direction to new_direction and old_normal to
-// new_normal (when each normal is perpendicular to its direction).
+// with e1 the unit `direction` and e2 along the part of the unit `normal`
+// perpendicular to it (Gram-Schmidt, so R is orthonormal even when the
+// normal is a little off): R takes old_direction to new_direction and
+// old_normal to new_normal (when each normal is perpendicular to its
+// direction).
 template <class T>
-void frame_of(const V3<T>& direction, const V3<T>& normal, V3<T> frame[3]) {
-  frame[0] = direction / norm(direction);
-  const V3<T> w = reject(normal, frame[0]);
+inline void frame_of(const V3<T>& direction, const V3<T>& normal, V3<T> frame[3]) {
+  frame[0] = direction;
+  const V3<T> w = reject(normal, direction);
   const T n = norm(w);
-  frame[1] = n > kTiny<T> * norm(normal) ? w / n : perpendicular_to(frame[0]);
+  frame[1] = n > kTiny<T> ? w * (T(1) / n) : perpendicular_to(direction);
   frame[2] = cross(frame[0], frame[1]);
 }
 
 template <class T>
-void rotation_between_frames(const V3<T>& old_direction, const V3<T>& old_normal, const V3<T>& new_direction,
+inline void rotation_between_frames(const V3<T>& old_direction, const V3<T>& old_normal, const V3<T>& new_direction,
                              const V3<T>& new_normal, T* rotation) {
   V3<T> before[3], after[3];
   frame_of(old_direction, old_normal, before);
@@ -205,21 +207,25 @@ void two_bone_frame(const T* root, const T* mid, const T* end, const T* target, 
   // the new one stands in. A zero-length bone turns with the other bone.
   const V3<T> new_normal = cross(v, u);
   const V3<T> old_normal = bent ? normal : new_normal;
-  const V3<T> new_upper = mid_out - a, new_lower = end_out - mid_out;
   const bool upper_usable = l1 > tiny * reach, lower_usable = l2 > tiny * reach;
   if (!upper_usable && !lower_usable) {
     identity(upper_rotation);
     identity(lower_rotation);
     return;
   }
+  // Unit bone directions before and after (the new bones have the old
+  // lengths, to rounding).
+  const T inverse_l1 = upper_usable ? T(1) / l1 : T(0), inverse_l2 = lower_usable ? T(1) / l2 : T(0);
+  const V3<T> upper_before = upper * inverse_l1, upper_after = (mid_out - a) * inverse_l1;
+  const V3<T> lower_before = lower * inverse_l2, lower_after = (end_out - mid_out) * inverse_l2;
   if (upper_usable)
-    rotation_between_frames(upper, old_normal, new_upper, new_normal, upper_rotation);
+    rotation_between_frames(upper_before, old_normal, upper_after, new_normal, upper_rotation);
   else
-    rotation_between_frames(lower, old_normal, new_lower, new_normal, upper_rotation);
+    rotation_between_frames(lower_before, old_normal, lower_after, new_normal, upper_rotation);
   if (lower_usable)
-    rotation_between_frames(lower, old_normal, new_lower, new_normal, lower_rotation);
+    rotation_between_frames(lower_before, old_normal, lower_after, new_normal, lower_rotation);
   else
-    rotation_between_frames(upper, old_normal, new_upper, new_normal, lower_rotation);
+    rotation_between_frames(upper_before, old_normal, upper_after, new_normal, lower_rotation);
 }
 
 // -- FABRIK ---------------------------------------------------------------------------------------
@@ -287,9 +293,10 @@ T target_error(const FabrikFrame<T>& f, const T* positions, const T* targets) {
 }
 
 // Solves one frame: `initial` (J, 3) -> `positions` (J, 3). `scratch` holds
-// 4 J scalars: bone lengths, then backward-pass positions.
+// 4 J scalars: bone lengths, then backward-pass positions. Returns false
+// when a length or distance overflowed (or the input was not finite).
 template <class T>
-void fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T* scratch, T* positions,
+bool fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T* scratch, T* positions,
                   int32_t* iterations, uint8_t* converged) {
   const int64_t J = f.J;
   const int32_t* parents = f.parents;
@@ -302,6 +309,11 @@ void fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T
     const int32_t p = parents[j];
     lengths[j] = p >= 0 ? norm(load(initial + 3 * j) - load(initial + 3 * p)) : T(0);
     if (plan.contributions[j] > 0) reach += lengths[j];
+  }
+  if (!(reach <= std::numeric_limits<T>::max())) {  // an overflowed (or NaN) length
+    *iterations = 0;
+    *converged = 0;
+    return false;
   }
   const T tol = f.options->tol + f.options->relative_tol * reach;
   const T stall = T(kStallFraction) * tol;
@@ -406,6 +418,7 @@ void fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T
   }
   *iterations = passes;
   *converged = error <= tol ? 1 : 0;
+  return error <= std::numeric_limits<T>::max();
 }
 
 }  // namespace
@@ -443,10 +456,12 @@ bool fabrik(const int32_t* parents, int64_t num_joints, const int32_t* target_jo
   std::atomic<bool> finite{true};
   parallel_ranges(batch, bone_updates, kMinFabrikBoneUpdatesPerThread, [&](int64_t begin, int64_t end) {
     T* scratch = detail::thread_scratch<T, 4>(4 * J);
+    bool ok = true;
     for (int64_t b = begin; b < end; ++b)
-      fabrik_frame(frame, positions + b * positions_stride, targets + b * targets_stride, scratch,
-                   out_positions + b * J * 3, iterations + b, converged + b);
-    if (!all_finite(out_positions + begin * J * 3, (end - begin) * J * 3)) finite.store(false, std::memory_order_relaxed);
+      ok &= fabrik_frame(frame, positions + b * positions_stride, targets + b * targets_stride, scratch,
+                         out_positions + b * J * 3, iterations + b, converged + b);
+    if (!ok || !all_finite(out_positions + begin * J * 3, (end - begin) * J * 3))
+      finite.store(false, std::memory_order_relaxed);
   });
   return finite.load();
 }

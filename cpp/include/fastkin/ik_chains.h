@@ -47,7 +47,8 @@ struct FabrikOptions {
 // out_positions (batch, J, 3), iterations (batch) and converged (batch, 1
 // or 0). Every bone length |p_j - p_parent| of the input is kept. Scratch
 // is per thread and reused, so a small call allocates nothing after the
-// first. Returns false when an output is not finite.
+// first. Returns false when an output, a bone length or a distance to a
+// target is not finite (overflow).
 template <class T>
 bool fabrik(const int32_t* parents, int64_t num_joints, const int32_t* target_joints, int64_t num_targets,
             const T* positions, int64_t positions_stride, const T* targets, int64_t targets_stride, int64_t batch,
