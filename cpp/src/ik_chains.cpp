@@ -434,7 +434,13 @@ bool two_bone_ik(const T* roots, int64_t root_stride, const T* mids, int64_t mid
                      targets + b * target_stride, poles ? poles + b * pole_stride : nullptr, new_mids + 3 * b,
                      new_ends + 3 * b, upper_rotations ? upper_rotations + 9 * b : nullptr,
                      lower_rotations ? lower_rotations + 9 * b : nullptr);
-    bool ok = all_finite(new_mids + 3 * begin, 3 * (end - begin)) && all_finite(new_ends + 3 * begin, 3 * (end - begin));
+    // Non-finite input (a NaN pole could otherwise just be ignored) or output.
+    auto finite_points = [&](const T* points, int64_t stride) {
+      return !points || (stride == 0 ? all_finite(points, 3) : all_finite(points + 3 * begin, 3 * (end - begin)));
+    };
+    bool ok = finite_points(roots, root_stride) && finite_points(mids, mid_stride) && finite_points(ends, end_stride) &&
+              finite_points(targets, target_stride) && finite_points(poles, pole_stride) &&
+              all_finite(new_mids + 3 * begin, 3 * (end - begin)) && all_finite(new_ends + 3 * begin, 3 * (end - begin));
     if (upper_rotations)
       ok = ok && all_finite(upper_rotations + 9 * begin, 9 * (end - begin)) &&
            all_finite(lower_rotations + 9 * begin, 9 * (end - begin));

@@ -20,8 +20,8 @@ namespace fastkin {
 // rotations taking the old bones (and bend-plane normal) to the new ones.
 // Arrays may be shared between frames with a zero stride: the `*_stride`
 // arguments are the distance, in scalars, between consecutive frames (3, or
-// 0 for one point used by every frame). Returns false when an output is not
-// finite.
+// 0 for one point used by every frame). Returns false when an input or an
+// output is not finite.
 template <class T>
 bool two_bone_ik(const T* roots, int64_t root_stride, const T* mids, int64_t mid_stride, const T* ends,
                  int64_t end_stride, const T* targets, int64_t target_stride, const T* poles, int64_t pole_stride,

@@ -117,7 +117,7 @@ def two_bone(
         None if lower is None else lower.reshape(frames, 3, 3),
     )
     if not finite:
-        raise ValueError("two_bone overflowed: the positions are too large for the dtype")
+        _raise_nonfinite(given, "two_bone overflowed: the positions are too large for the dtype")
     outputs = (new_mid, new_end) if upper is None else (new_mid, new_end, upper, lower)
     return _like(outputs, like)
 
@@ -327,7 +327,7 @@ def fabrik(
         converged.reshape(frames),
     )
     if not finite:
-        raise ValueError("fabrik overflowed: the positions or targets are too large for the dtype")
+        _raise_nonfinite(arrays, "fabrik overflowed: the positions or targets are too large for the dtype")
     return _like((solved, iterations, converged), like)
 
 
@@ -335,11 +335,12 @@ def fabrik(
 
 
 def _float_inputs(named: dict[str, Any]) -> tuple[dict[str, np.ndarray | None], Any]:
-    """The values of ``named`` as finite float32/float64 numpy arrays of one
-    dtype (None stays None), and the first torch tensor among them (None if
-    there is none). The dtype is that of the first array or tensor; lists and
+    """The values of ``named`` as float32/float64 numpy arrays of one dtype
+    (None stays None), and the first torch tensor among them (None if there
+    is none). The dtype is that of the first array or tensor; lists and
     scalars are converted to it; an array or tensor of another dtype is a
-    TypeError naming it."""
+    TypeError naming it. Finiteness is left to the kernels, which report it
+    (then :func:`_raise_nonfinite` names the argument)."""
     like = next((v for v in named.values() if is_torch(v)), None)
     dtype = None
     reference = None
@@ -369,13 +370,23 @@ def _float_inputs(named: dict[str, Any]) -> tuple[dict[str, np.ndarray | None], 
                 value = np.asarray(value, dtype=dtype)
             except (TypeError, ValueError):
                 raise TypeError(f"{name} must be a float32 or float64 array, got {type(value).__name__}") from None
-        if not np.isfinite(value).all():
-            raise ValueError(f"{name} must be finite (it holds NaN or infinity)")
         arrays[name] = value
     return arrays, like
 
 
+def _raise_nonfinite(arrays: dict[str, np.ndarray | None], overflow: str) -> None:
+    """The ValueError for a kernel that reported a non-finite value: the
+    first argument holding NaN or infinity, else ``overflow``."""
+    for name, value in arrays.items():
+        if value is not None and not np.isfinite(value).all():
+            raise ValueError(f"{name} must be finite (it holds NaN or infinity)")
+    raise ValueError(overflow)
+
+
 def _broadcast_batch(shapes: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    first, *others = shapes.values()
+    if all(shape == first for shape in others):  # the common case, without numpy's overhead
+        return tuple(first)
     try:
         return tuple(np.broadcast_shapes(*shapes.values()))
     except ValueError:
