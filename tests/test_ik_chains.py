@@ -318,6 +318,23 @@ def leads_to_target(parents, target_joints):
     return active
 
 
+@pytest.mark.parametrize("num_joints", [3, 4, 7])
+def test_fabrik_leaves_a_straight_chain_on_the_line_to_its_target(rng, num_joints):
+    # A straight chain (a T-pose arm) and targets on its own line, in front
+    # and behind: FABRIK alone never leaves the line; the stall kick bends it.
+    parents = list(range(-1, num_joints - 1))
+    direction = rng.normal(size=3)
+    direction /= norm(direction)
+    start = np.arange(num_joints)[:, None] * direction * 0.5 + rng.normal(size=3)
+    reach = 0.5 * (num_joints - 1)
+    for along in (-0.6, -0.1, 0.2, 0.7, 0.95):
+        target = start[0] + along * reach * direction
+        solved, iterations, converged = fabrik(start, parents, target[None], target_joints=[num_joints - 1], max_iters=1000)
+        assert converged, (along, iterations)
+        assert norm(solved[-1] - target) <= 1e-6 * reach
+        assert np.abs(bone_lengths(solved, parents) - 0.5).max() < 1e-12
+
+
 def body_case(rng, frames, dtype=np.float64):
     skeleton = fastkin.Skeleton(SMPL_PARENTS, rng.normal(size=(24, 3)) * 0.2)
     start = fastkin.fk_batch(skeleton, random_quaternions(rng, (frames, 24)))[1]

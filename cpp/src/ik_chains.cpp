@@ -24,9 +24,13 @@ constexpr int64_t kMinFabrikBoneUpdatesPerThread = 32768;
 template <class T>
 constexpr T kTiny = T(1024) * std::numeric_limits<T>::epsilon();
 
-// FABRIK stops early, unconverged, once no joint moves by more than this
-// fraction of the tolerance in a pass (the targets are out of reach).
+// FABRIK has stalled when no joint moves by more than this fraction of the
+// tolerance in a pass: the targets are out of reach, or the chain lies on a
+// line through its targets, where FABRIK never leaves the line. The first
+// stall bends the active bones by this angle (radians), alternately one way
+// and the other, and the passes go on; the second one stops the frame.
 constexpr double kStallFraction = 1e-3;
+constexpr double kKickAngle = 0.2;
 
 template <class T>
 struct V3 {
@@ -334,8 +338,29 @@ bool fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T
     return before / length;  // |before| = length
   };
 
+  // Bends every active bone by kKickAngle about the world axis least
+  // aligned with it (made perpendicular), + for even joints and - for odd
+  // ones, keeping its length: a straight chain becomes a zigzag.
+  auto kick = [&]() {
+    const T c = static_cast<T>(std::cos(kKickAngle)), s = static_cast<T>(std::sin(kKickAngle));
+    for (int64_t j = 0; j < J; ++j) {  // bone directions first (backward is free now)
+      const int32_t p = parents[j];
+      if (plan.contributions[j] == 0 || p < 0 || !(lengths[j] > T(0))) continue;
+      const V3<T> bone = load(positions + 3 * j) - load(positions + 3 * p);
+      store(bone * (T(1) / norm(bone)), backward + 3 * j);
+    }
+    for (int64_t j = 0; j < J; ++j) {
+      const int32_t p = parents[j];
+      if (plan.contributions[j] == 0 || p < 0 || !(lengths[j] > T(0))) continue;
+      const V3<T> d = load(backward + 3 * j);
+      const V3<T> turned = d * c + cross(perpendicular_to(d), d) * (j % 2 == 0 ? s : -s);
+      store(load(positions + 3 * p) + turned * lengths[j], positions + 3 * j);
+    }
+  };
+
   T error = target_error(f, positions, targets);
   int32_t passes = 0;
+  bool kicked = false;
   if (!(error <= tol) && error == error && f.num_targets == 1 && fixed_root) {
     // One end effector: its chain stretches straight at the target when the
     // target is at or beyond the chain's reach (FABRIK's reachability test).
@@ -396,7 +421,12 @@ bool fabrik_frame(const FabrikFrame<T>& f, const T* initial, const T* targets, T
         store(next, positions + 3 * j);
       }
       error = target_error(f, positions, targets);
-      if (std::sqrt(moved) <= stall) break;
+      if (std::sqrt(moved) <= stall && !(error <= tol)) {
+        if (kicked) break;
+        kicked = true;
+        kick();
+        error = target_error(f, positions, targets);
+      }
     }
   }
   // Joints that lead to no target move rigidly with their anchor, turned by

@@ -45,7 +45,11 @@ struct FabrikOptions {
 // (num_targets, each in [0, J)). Positions and targets may be shared by
 // every frame (stride 0) or per frame (stride J*3 and num_targets*3). Writes
 // out_positions (batch, J, 3), iterations (batch) and converged (batch, 1
-// or 0). Every bone length |p_j - p_parent| of the input is kept. Scratch
+// or 0). A frame stops when it converges, after max_iters passes, or at
+// its second stall (a pass that moves no joint by more than tol / 1000; the
+// first one bends the chain a little so that a straight chain can leave the
+// line through its target). Every bone length |p_j - p_parent| of the input
+// is kept. Scratch
 // is per thread and reused, so a small call allocates nothing after the
 // first. Returns false when an output, a bone length or a distance to a
 // target is not finite (overflow).

@@ -264,8 +264,10 @@ def fabrik(
         the passes each frame used ``(...)`` int32 (0 when the start already
         met ``tol``), and ``(...)`` bool: True when every end effector ended
         within ``tol`` of its target. A frame stops at convergence, after
-        ``max_iters`` passes, or when a pass moves no joint by more than
-        ``tol / 1000`` (the pose has stopped changing). Unreachable targets
+        ``max_iters`` passes, or at its second stall, a pass that moves no
+        joint by more than ``tol / 1000`` (at the first, the bones that take
+        part are bent a little, deterministically, so that a straight chain
+        on the line through its target can leave it). Unreachable targets
         never converge: the result is then the pose FABRIK settles in, the
         straight chain for a single effector out of reach, a compromise
         between the branches for several. torch tensors in give tensors out
