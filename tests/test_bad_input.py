@@ -18,6 +18,9 @@ T = np.tile(np.eye(3, 4), (5, 4, 1, 1))  # skinning: 5 poses, 4 joints, 6 vertic
 V = np.zeros((6, 3)); J = np.zeros((6, 2), np.int32); W = np.full((6, 2), 0.5)
 b = np.tile(np.eye(3), (5, 4, 1, 1))  # bone-aligned world rotations
 c = np.tile(np.eye(3), (4, 1, 1))  # per-joint bone-frame constants
+two = fastkin.ik.two_bone; fab = fastkin.ik.fabrik  # IK: a 3-bone chain, 5 frames, 2 end effectors
+r0, m0, e0, t0 = np.zeros((5, 3)), np.tile([1.0, 0, 0], (5, 1)), np.tile([2.0, 0, 0], (5, 1)), np.ones((5, 3))
+P = np.tile(np.arange(12.0).reshape(4, 3), (5, 1, 1)); G = np.ones((5, 2, 3)); G1 = np.ones((5, 1, 3)); par = [-1, 0, 1, 1]
 """
 
 # (code, expected exception type, text the message must contain)
@@ -110,6 +113,54 @@ CASES = {
     "ik_integer_targets_are_fine_but_strings_not": ("fastkin.ik.solve(sk, np.array([['a'] * 3] * 4))", "TypeError", "targets must be float32 or float64"),
     "ik_sequence_needs_frames": ("fastkin.ik.solve_sequence(sk, np.zeros((4, 3)))", "ValueError", "targets must have shape (F, T, 3)"),
     "raw_ik_bad_joints_dtype": ("_core.ik_solve(sk.parents, np.ones((4, 3)), np.tile(np.eye(3), (4, 1, 1)), np.arange(4), np.zeros((1, 4, 3)), None, None, 1.0, np.tile([0.0, 0, 0, 1], (4, 1)), np.zeros(3), 0.0, 0.0, False, None, 0.0, 10, 1e-9, False)", "TypeError", "joints must be a 1-D int32 array"),
+    # two-bone and FABRIK IK
+    "two_bone_nan_target": ("t0[3, 1] = np.nan; two(r0, m0, e0, t0)", "ValueError", "target must be finite"),
+    "two_bone_inf_root": ("r0[0, 0] = np.inf; two(r0, m0, e0, t0)", "ValueError", "root must be finite"),
+    "two_bone_nan_pole": ("two(r0, m0, e0, t0, pole=np.full(3, np.nan))", "ValueError", "pole must be finite"),
+    "two_bone_wrong_shape": ("two(r0, m0[:, :2], e0, t0)", "ValueError", "mid must have shape (..., 3), got (5, 2)"),
+    "two_bone_scalar": ("two(r0, m0, e0, 1.0)", "ValueError", "target must have shape (..., 3), got ()"),
+    "two_bone_batch_mismatch": ("two(r0, m0, e0, np.ones((4, 3)))", "ValueError", "batch shapes do not broadcast together: root (5,), mid (5,), end (5,), target (4,)"),
+    "two_bone_integer_array": ("two(r0.astype(np.int64), m0, e0, t0)", "TypeError", "root must be float32 or float64, got dtype int64"),
+    "two_bone_float16": ("two(r0, m0, e0, t0.astype(np.float16))", "TypeError", "target must be float32 or float64"),
+    "two_bone_dtype_mismatch": ("two(r0, m0, e0, t0.astype(np.float32))", "TypeError", "target has dtype float32 but root is float64"),
+    "two_bone_strings": ("two(r0, m0, e0, 'up')", "TypeError", "target must be a float32 or float64 array"),
+    "two_bone_overflow": ("two(r0, m0 * 1e200, e0 * 1e200, t0)", "ValueError", "two_bone overflowed"),
+    "two_bone_skeleton_not_ancestors": ("fastkin.ik.two_bone_skeleton(sk, q, (0, 2, 3), t0)", "ValueError", "joints: joint 2 (joint_2) is not an ancestor of joint 3 (joint_3)"),
+    "two_bone_skeleton_two_joints": ("fastkin.ik.two_bone_skeleton(sk, q, (0, 1), t0)", "ValueError", "joints must be (root, mid, end)"),
+    "two_bone_skeleton_bad_name": ("fastkin.ik.two_bone_skeleton(sk, q, ('hip', 'joint_1', 'joint_2'), t0)", "ValueError", "no joint named 'hip'"),
+    "two_bone_skeleton_not_a_skeleton": ("fastkin.ik.two_bone_skeleton(par, q, (0, 1, 2), t0)", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "fabrik_nan_positions": ("P[2, 1, 1] = np.nan; fab(P, par, G, target_joints=[2, 3])", "ValueError", "positions must be finite"),
+    "fabrik_inf_targets": ("G[0, 1, 2] = -np.inf; fab(P, par, G, target_joints=[2, 3])", "ValueError", "targets must be finite"),
+    "fabrik_positions_wrong_joints": ("fab(P[:, :3], par, G, target_joints=[2, 3])", "ValueError", "positions must have shape (..., 4, 3), got (5, 3, 3)"),
+    "fabrik_targets_wrong_count": ("fab(P, par, G, target_joints=[3])", "ValueError", "targets must have shape (..., 1, 3) for 1 target_joints, got (5, 2, 3)"),
+    "fabrik_batch_mismatch": ("fab(P, par, G[:3], target_joints=[2, 3])", "ValueError", "batch shapes do not broadcast together: positions (5,), targets (3,)"),
+    "fabrik_dtype_mismatch": ("fab(P.astype(np.float32), par, G, target_joints=[2, 3])", "TypeError", "targets has dtype float64 but positions is float32"),
+    "fabrik_integer_positions": ("fab(P.astype(np.int32), par, G, target_joints=[2, 3])", "TypeError", "positions must be float32 or float64"),
+    "fabrik_target_joint_out_of_range": ("fab(P, par, G, target_joints=[2, 4])", "ValueError", "target_joints[1] = 4 is not a joint index in [0, 4)"),
+    "fabrik_target_joint_negative": ("fab(P, par, G, target_joints=[-1, 3])", "ValueError", "target_joints[0] = -1 is not a joint index"),
+    "fabrik_target_joints_repeated": ("fab(P, par, G, target_joints=[3, 3])", "ValueError", "target_joints must be distinct; joint 3 appears twice"),
+    "fabrik_target_joints_empty": ("fab(P, par, G[:, :0], target_joints=[])", "ValueError", "target_joints must name at least one joint"),
+    "fabrik_target_joints_scalar": ("fab(P, par, G[:, :1], target_joints=3)", "ValueError", "target_joints must be a 1-D sequence"),
+    "fabrik_target_joints_float": ("fab(P, par, G, target_joints=[2.0, 3.0])", "TypeError", "target_joints[0] must be an int index"),
+    "fabrik_target_joints_name_without_skeleton": ("fab(P, par, G, target_joints=['joint_2', 3])", "TypeError", "target_joints[0] must be an int index, got str"),
+    "fabrik_target_joints_unknown_name": ("fab(P, sk, G, target_joints=['wrist', 3])", "ValueError", "no joint named 'wrist'"),
+    "fabrik_tol_zero": ("fab(P, par, G, target_joints=[2, 3], tol=0)", "ValueError", "tol must be finite and > 0, got 0"),
+    "fabrik_tol_negative": ("fab(P, par, G, target_joints=[2, 3], tol=-1e-3)", "ValueError", "tol must be finite and > 0"),
+    "fabrik_tol_nan": ("fab(P, par, G, target_joints=[2, 3], tol=float('nan'))", "ValueError", "tol must be finite and > 0"),
+    "fabrik_tol_string": ("fab(P, par, G, target_joints=[2, 3], tol='1e-3')", "TypeError", "tol must be a number"),
+    "fabrik_max_iters_zero": ("fab(P, par, G, target_joints=[2, 3], max_iters=0)", "ValueError", "max_iters must be >= 1, got 0"),
+    "fabrik_max_iters_float": ("fab(P, par, G, target_joints=[2, 3], max_iters=10.0)", "TypeError", "max_iters must be an int"),
+    "fabrik_fixed_root_none": ("fab(P, par, G, target_joints=[2, 3], fixed_root=None)", "TypeError", "fixed_root must be a bool"),
+    "fabrik_bad_parents": ("fab(P, [-1, 0, 3, 1], G, target_joints=[2, 3])", "ValueError", "parents must be in topological order"),
+    "fabrik_parents_2d": ("fab(P, np.zeros((2, 2), int), G, target_joints=[2, 3])", "ValueError", "parents must be a 1-D array"),
+    "fabrik_overflow": ("fab(P * 1e300, par, G, target_joints=[2, 3])", "ValueError", "fabrik overflowed"),
+    "raw_fabrik_target_out_of_range": ("_core.fabrik(sk.parents, np.array([9], np.int32), P, G[:, :1], 10, 1e-6, 0.0, True, np.empty_like(P), np.empty(5, np.int32), np.empty(5, bool))", "ValueError", "target_joints[0] = 9 is not a joint index in [0, 4)"),
+    "raw_fabrik_target_dtype": ("_core.fabrik(sk.parents, np.array([3]), P, G[:, :1], 10, 1e-6, 0.0, True, np.empty_like(P), np.empty(5, np.int32), np.empty(5, bool))", "TypeError", "target_joints must be a 1-D int32 array"),
+    "raw_fabrik_zero_tol": ("_core.fabrik(sk.parents, np.array([3], np.int32), P, G[:, :1], 10, 0.0, 0.0, True, np.empty_like(P), np.empty(5, np.int32), np.empty(5, bool))", "ValueError", "tol must be finite and > 0"),
+    "raw_fabrik_iterations_dtype": ("_core.fabrik(sk.parents, np.array([3], np.int32), P, G1, 10, 1e-6, 0.0, True, np.empty_like(P), np.empty(5), np.empty(5, bool))", "TypeError", "iterations must have dtype int32"),
+    "raw_fabrik_output_shape": ("_core.fabrik(sk.parents, np.array([3], np.int32), P, G1, 10, 1e-6, 0.0, True, np.empty((5, 3, 3)), np.empty(5, np.int32), np.empty(5, bool))", "ValueError", "out_positions must have shape (5, 4, 3)"),
+    "raw_two_bone_one_rotation": ("_core.two_bone_ik(r0, m0, e0, t0, None, np.empty((5, 3)), np.empty((5, 3)), np.empty((5, 3, 3)), None)", "ValueError", "upper_rotations and lower_rotations must both be given"),
+    "raw_two_bone_input_batch": ("_core.two_bone_ik(r0[:4], m0, e0, t0, None, np.empty((5, 3)), np.empty((5, 3)), None, None)", "ValueError", "root must have shape (5, 3)"),
     "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
     "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
 }

@@ -11,6 +11,7 @@ import pytest
 
 import fastkin
 from fastkin import body_model, cli, data, kinematics, motion, rotations, skeleton, skinning
+from fastkin.ik import chains
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -21,7 +22,7 @@ ik_solve = importlib.import_module("fastkin.ik.solve")  # likewise fastkin.ik.so
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout],
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout, chains],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
@@ -42,5 +43,6 @@ def test_every_public_function_has_an_example():
     public += [getattr(fastkin.io, n) for n in fastkin.io.__all__]
     public += [getattr(fastkin.data, n) for n in fastkin.data.__all__ if callable(getattr(fastkin.data, n))]
     public += [getattr(rotations, n) for n in rotations.__all__]
+    public += [getattr(fastkin.ik, n) for n in fastkin.ik.__all__]
     missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
     assert not missing, f"no example in the docstring of {missing}"

@@ -33,4 +33,5 @@ NB_MODULE(_core, m) {
   fastkin::bindings::bind_parse(m);
   fastkin::bindings::bind_skinning(m);
   fastkin::bindings::bind_ik_solve(m);
+  fastkin::bindings::bind_ik_chains(m);
 }

@@ -1,6 +1,15 @@
-"""Inverse kinematics: iterative (Levenberg-Marquardt) solving of joint
-positions and orientations for any skeleton. See docs/ik.md."""
+"""Inverse kinematics (docs/ik.md): Levenberg-Marquardt solving of joint
+positions and orientations for any skeleton (``solve``, ``solve_sequence``),
+analytic two-bone limbs and FABRIK chains and trees."""
 
+from .chains import fabrik, two_bone, two_bone_skeleton
 from .solve import IKResult, solve, solve_sequence
 
-__all__ = ["IKResult", "solve", "solve_sequence"]
+__all__ = [
+    "IKResult",
+    "solve",
+    "solve_sequence",
+    "two_bone",
+    "two_bone_skeleton",
+    "fabrik",
+]
