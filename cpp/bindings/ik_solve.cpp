@@ -47,12 +47,13 @@ const int32_t* checked_indices(const ConstArray& a, const char* name, int64_t li
 }
 
 template <class T>
-nb::tuple solve(const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
+void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
                 const ConstArray& target_joints, const ConstArray& targets,
                 const std::optional<ConstArray>& target_weights, const std::optional<ConstArray>& orientation_targets,
                 double orientation_weight, const ConstArray& init_rotations, const ConstArray& init_root,
                 double regularization, double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits,
-                double huber_delta, int max_iters, double tol, bool sequential) {
+                double huber_delta, int max_iters, double tol, bool sequential, Array& rotations, Array& root,
+                Array& error, Array& iterations, Array& converged) {
   IkProblem<T> p{};
   p.parents = checked_parents(parents);
   p.num_joints = static_cast<int64_t>(parents.shape(0));
@@ -108,19 +109,19 @@ nb::tuple solve(const ConstArray& parents, const ConstArray& offsets, const Cons
     for (int64_t t = 0; t < T_; ++t)
       if (!(p.target_weights[t] >= 0) || !std::isfinite(p.target_weights[t]))
         throw nb::value_error(("weights[" + std::to_string(t) + "] must be finite and >= 0").c_str());
-  auto rotations = new_array<T>(batch, {J, 4});
-  auto root = new_array<T>(batch, {3});
-  auto error = new_array<T>(batch, {});
-  auto iterations = new_array<int32_t>(batch, {});
-  auto converged = new_array<bool>(batch, {});
-  std::vector<uint8_t> flags(p.batch);
-  IkSolution<T> out{rotations.data(), root.data(), error.data(), iterations.data(), flags.data()};
-  {
-    nb::gil_scoped_release release;
-    ik_solve<T>(p, out);
-  }
-  for (int64_t b = 0; b < p.batch; ++b) converged.data()[b] = flags[b] != 0;
-  return nb::make_tuple(rotations, root, error, iterations, converged);
+  if (iterations.dtype() != nb::dtype<int32_t>() || converged.dtype() != nb::dtype<bool>())
+    throw nb::type_error("iterations must be int32 and converged bool");
+  IkSolution<T> out{static_cast<T*>(const_cast<void*>(checked<T>(rotations, "rotations", batch, {J, 4}))),
+                    static_cast<T*>(const_cast<void*>(checked<T>(root, "root", batch, {3}))),
+                    static_cast<T*>(const_cast<void*>(checked<T>(error, "error", batch, {}))),
+                    static_cast<int32_t*>(iterations.data()), static_cast<uint8_t*>(converged.data())};
+  if (iterations.ndim() != 1 || converged.ndim() != 1 || static_cast<int64_t>(iterations.shape(0)) != p.batch ||
+      static_cast<int64_t>(converged.shape(0)) != p.batch)
+    throw nb::value_error("iterations and converged must have shape (B,)");
+  require_c_contiguous(iterations, "iterations");
+  require_c_contiguous(converged, "converged");
+  nb::gil_scoped_release release;
+  ik_solve<T>(p, out);
 }
 
 }  // namespace
@@ -133,23 +134,27 @@ void bind_ik_solve(nb::module_& m) {
          const std::optional<ConstArray>& orientation_targets, double orientation_weight,
          const ConstArray& init_rotations, const ConstArray& init_root, double regularization,
          double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits, double huber_delta,
-         int max_iters, double tol, bool sequential) {
+         int max_iters, double tol, bool sequential, Array rotations, Array root, Array error, Array iterations,
+         Array converged) {
         if (targets.dtype() == nb::dtype<double>())
           return solve<double>(parents, offsets, rest_rotations, target_joints, targets, target_weights,
                                orientation_targets, orientation_weight, init_rotations, init_root, regularization,
-                               root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential);
+                               root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential,
+                               rotations, root, error, iterations, converged);
         if (targets.dtype() == nb::dtype<float>())
           return solve<float>(parents, offsets, rest_rotations, target_joints, targets, target_weights,
                               orientation_targets, orientation_weight, init_rotations, init_root, regularization,
-                              root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential);
+                              root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential,
+                              rotations, root, error, iterations, converged);
         throw nb::type_error("targets must have dtype float32 or float64");
       },
       nb::arg("parents"), nb::arg("offsets"), nb::arg("rest_rotations"), nb::arg("target_joints"), nb::arg("targets"),
       nb::arg("target_weights").none(), nb::arg("orientation_targets").none(), nb::arg("orientation_weight"),
       nb::arg("init_rotations"), nb::arg("init_root"), nb::arg("regularization"), nb::arg("root_regularization"), nb::arg("fixed_root"),
-      nb::arg("limits").none(), nb::arg("huber_delta"), nb::arg("max_iters"), nb::arg("tol"), nb::arg("sequential"),
-      "Levenberg-Marquardt IK over a batch (B, ...); init (B | -, J, 4 | 3x3), init_root (B | -, 3). Returns "
-      "(rotations (B, J, 4) xyzw, root (B, 3), error (B,), iterations (B,), converged (B,)).");
+      nb::arg("limits").none(), nb::arg("huber_delta"), nb::arg("max_iters"), nb::arg("tol"), nb::arg("sequential"), nb::arg("rotations"), nb::arg("root"), nb::arg("error"),
+      nb::arg("iterations"), nb::arg("converged"),
+      "Levenberg-Marquardt IK over a batch (B, ...); init (B | -, J, 4 | 3x3), init_root (B | -, 3). Writes "
+      "rotations (B, J, 4) xyzw, root (B, 3), error (B,), iterations (B,) int32 and converged (B,) bool.");
 }
 
 }  // namespace fastkin::bindings

@@ -177,10 +177,20 @@ struct State {
 template <class T>
 class Solver {
  public:
-  explicit Solver(const IkProblem<T>& p)
-      : p_(p), J_(p.num_joints), inertia_((J_ + 1) * 36), articulated_((J_ + 1) * 36), linear_((J_ + 1) * 6),
-        bias_((J_ + 1) * 6), gradient6_((J_ + 1) * 6), g_((J_ + 1) * 3), x_((J_ + 1) * 3), factor_(J_ * 9),
-        torque_(J_ * 3), pull_(J_ * 3), pull_curvature_(J_ * 9), twist_(J_ * 6) {
+  // Prepares for the frames of problem p. A Solver is kept per thread and
+  // reused, so a call allocates nothing once the thread has seen a
+  // skeleton this size.
+  void reset(const IkProblem<T>& p) {
+    p_ = &p;
+    J_ = p.num_joints;
+    for (auto* v : {&inertia_, &articulated_}) v->resize((J_ + 1) * 36);
+    for (auto* v : {&linear_, &bias_, &gradient6_}) v->resize((J_ + 1) * 6);
+    for (auto* v : {&g_, &x_}) v->resize((J_ + 1) * 3);
+    factor_.resize(J_ * 9);
+    torque_.resize(J_ * 3);
+    pull_.resize(J_ * 3);
+    pull_curvature_.assign(J_ * 9, T(0));
+    twist_.resize(J_ * 6);
     for (State<T>* s : {&now_, &next_}) {
       s->local.resize(J_ * 9);
       s->world.resize(J_ * 9);
@@ -194,8 +204,8 @@ class Solver {
 
   // Solves frame b from (start, start_root) in the given form, regularised towards them.
   void solve(int64_t b, const T* start, RotationForm form, const T* start_root, const IkSolution<T>& out) {
-    targets_ = p_.targets + b * p_.num_targets * 3;
-    orientations_ = p_.orientation_targets ? p_.orientation_targets + b * p_.num_targets * 9 : nullptr;
+    targets_ = p_->targets + b * p_->num_targets * 3;
+    orientations_ = p_->orientation_targets ? p_->orientation_targets + b * p_->num_targets * 9 : nullptr;
     for (int64_t j = 0; j < J_; ++j) {
       if (form == RotationForm::Quaternion) {
         quat_to_matrix(start + j * 4, &now_.local[j * 9]);
@@ -209,14 +219,14 @@ class Solver {
     project(now_);
     evaluate(now_);
     int iterations = 0;
-    bool converged = now_.error <= p_.tol;
+    bool converged = now_.error <= p_->tol;
     T mu = -1, nu = 2;
-    while (!converged && iterations < p_.max_iters && std::isfinite(now_.cost)) {
+    while (!converged && iterations < p_->max_iters && std::isfinite(now_.cost)) {
       ++iterations;
       build_model(now_);
       if (mu < 0) {  // small against the largest possible curvature: nearly Gauss-Newton
         T total = 0;
-        for (int64_t t = 0; t < p_.num_targets; ++t) total += p_.target_weights ? p_.target_weights[t] : T(1);
+        for (int64_t t = 0; t < p_->num_targets; ++t) total += p_->target_weights ? p_->target_weights[t] : T(1);
         mu = T(1e-6) * std::max(total * (reach_ * reach_ + T(1)), std::numeric_limits<T>::min());
       }
       bool stepped = false, stationary = false;
@@ -233,7 +243,7 @@ class Solver {
           (i < J_ * 3 ? turn : shift) = std::max(i < J_ * 3 ? turn : shift, std::abs(x_[i]));
           predicted += T(0.5) * x_[i] * (mu * x_[i] - g_[i]);
         }
-        if (turn * reach_ + shift <= T(1e-3) * p_.tol || !(predicted > 0)) {
+        if (turn * reach_ + shift <= T(1e-3) * p_->tol || !(predicted > 0)) {
           stationary = true;
           break;
         }
@@ -255,7 +265,7 @@ class Solver {
           }
         }
       }
-      converged = now_.error <= p_.tol || stationary;
+      converged = now_.error <= p_->tol || stationary;
       if (!stepped && !stationary) break;  // could not factor even heavily damped: give up, flagged
     }
     keep_free_parts_of_start(now_);
@@ -270,16 +280,21 @@ class Solver {
 
   // Which rotations the targets leave free (they do not depend on the frame).
   void find_free_rotations() {
-    std::vector<uint8_t> position_below(J_, 0), orientation_at(J_, 0);  // targets strictly below / at or below
-    for (int64_t t = 0; t < p_.num_targets; ++t) {
-      const int32_t k = p_.target_joints[t];
-      if (p_.parents[k] >= 0) position_below[p_.parents[k]] = 1;
-      if (p_.orientation_targets) orientation_at[k] = 1;
+    // Targets strictly below / at or below each joint; children holding targets.
+    std::vector<uint8_t>& position_below = position_below_;
+    std::vector<uint8_t>& orientation_at = orientation_at_;
+    std::vector<int32_t>& targeted_children = targeted_children_;
+    position_below.assign(J_, 0);
+    orientation_at.assign(J_, 0);
+    targeted_children.assign(J_, 0);
+    for (int64_t t = 0; t < p_->num_targets; ++t) {
+      const int32_t k = p_->target_joints[t];
+      if (p_->parents[k] >= 0) position_below[p_->parents[k]] = 1;
+      if (p_->orientation_targets) orientation_at[k] = 1;
     }
-    std::vector<int32_t> targeted_children(J_, 0);
     free_child_.assign(J_, -1);
     for (int64_t j = J_; j-- > 0;) {
-      const int32_t parent = p_.parents[j];
+      const int32_t parent = p_->parents[j];
       if (parent < 0) continue;
       if (position_below[j]) position_below[parent] = 1;
       orientation_at[parent] |= orientation_at[j];
@@ -290,7 +305,7 @@ class Solver {
     }
     whole_free_.assign(J_, 0);
     for (int64_t j = 0; j < J_; ++j) {
-      const bool pinned = orientation_at[j] || p_.limits;
+      const bool pinned = orientation_at[j] || p_->limits;
       whole_free_[j] = !pinned && !position_below[j];
       if (pinned || targeted_children[j] != 1) free_child_[j] = -1;  // no single free twist axis
     }
@@ -310,7 +325,7 @@ class Solver {
       }
       const int32_t c = free_child_[j];
       if (c < 0) continue;
-      const T* o = p_.offsets + c * 3;
+      const T* o = p_->offsets + c * 3;
       const T length = std::sqrt(dot(o, o));
       if (!(length > T(0))) continue;
       const T axis[3] = {o[0] / length, o[1] / length, o[2] / length};
@@ -334,10 +349,10 @@ class Solver {
   // World transforms, residuals and cost of a state.
   void evaluate(State<T>& s) const {
     for (int64_t j = 0; j < J_; ++j) {
-      const int32_t parent = p_.parents[j];
+      const int32_t parent = p_->parents[j];
       T* w = &s.world[j * 9];
       T* pos = &s.position[j * 3];
-      const T* offset = p_.offsets + j * 3;
+      const T* offset = p_->offsets + j * 3;
       if (parent < 0) {
         std::copy(&s.local[j * 9], &s.local[j * 9] + 9, w);
         for (int i = 0; i < 3; ++i) pos[i] = offset[i] + s.root[i];
@@ -348,33 +363,33 @@ class Solver {
       }
     }
     T cost = 0, error = 0;
-    for (int64_t t = 0; t < p_.num_targets; ++t) {
-      const int32_t k = p_.target_joints[t];
+    for (int64_t t = 0; t < p_->num_targets; ++t) {
+      const int32_t k = p_->target_joints[t];
       T r[3];
       for (int i = 0; i < 3; ++i) r[i] = s.position[k * 3 + i] - targets_[t * 3 + i];
       const T n2 = dot(r, r), n = std::sqrt(n2);
-      const T w = p_.target_weights ? p_.target_weights[t] : T(1);
+      const T w = p_->target_weights ? p_->target_weights[t] : T(1);
       error = std::max(error, n);
-      cost += w * (p_.huber_delta > 0 && n > p_.huber_delta ? p_.huber_delta * (n - T(0.5) * p_.huber_delta)
+      cost += w * (p_->huber_delta > 0 && n > p_->huber_delta ? p_->huber_delta * (n - T(0.5) * p_->huber_delta)
                                                              : T(0.5) * n2);
       if (orientations_) {
         T e[3];
         orientation_residual(s, t, e);
-        cost += T(0.5) * p_.orientation_weight * w * dot(e, e);
+        cost += T(0.5) * p_->orientation_weight * w * dot(e, e);
       }
     }
-    if (p_.regularization > 0) {
+    if (p_->regularization > 0) {
       for (int64_t j = 0; j < J_; ++j) {
         T d[9], e[3];
         mul_at_b(&prior_[j * 9], &s.local[j * 9], d);
         log_map(d, e);
-        cost += T(0.5) * p_.regularization * dot(e, e);
+        cost += T(0.5) * p_->regularization * dot(e, e);
       }
     }
-    if (p_.root_regularization > 0 && !p_.fixed_root) {
+    if (p_->root_regularization > 0 && !p_->fixed_root) {
       T d[3];
       for (int i = 0; i < 3; ++i) d[i] = s.root[i] - prior_root_[i];
-      cost += T(0.5) * p_.root_regularization * dot(d, d);
+      cost += T(0.5) * p_->root_regularization * dot(d, d);
     }
     s.cost = cost;
     s.error = error;
@@ -383,7 +398,7 @@ class Solver {
   // log(W_k Oᵀ): the world rotation taking target orientation O to joint k's.
   void orientation_residual(const State<T>& s, int64_t t, T* e) const {
     T d[9];
-    mul_a_bt(&s.world[p_.target_joints[t] * 9], orientations_ + t * 9, d);
+    mul_a_bt(&s.world[p_->target_joints[t] * 9], orientations_ + t * 9, d);
     log_map(d, e);
   }
 
@@ -402,18 +417,18 @@ class Solver {
     positions_ = s.position.data();
     std::fill(inertia_.begin(), inertia_.end(), T(0));
     std::fill(linear_.begin(), linear_.end(), T(0));
-    for (int64_t t = 0; t < p_.num_targets; ++t) {
-      const int32_t k = p_.target_joints[t];
+    for (int64_t t = 0; t < p_->num_targets; ++t) {
+      const int32_t k = p_->target_joints[t];
       const T* pk = &s.position[k * 3];
       T r[3];
       for (int i = 0; i < 3; ++i) r[i] = pk[i] - targets_[t * 3 + i];
-      const T weight = p_.target_weights ? p_.target_weights[t] : T(1);
+      const T weight = p_->target_weights ? p_->target_weights[t] : T(1);
       T w = weight;
-      if (p_.huber_delta > 0) {
+      if (p_->huber_delta > 0) {
         const T n = std::sqrt(dot(r, r));
-        if (n > p_.huber_delta) w *= p_.huber_delta / n;  // Huber as reweighted least squares
+        if (n > p_->huber_delta) w *= p_->huber_delta / n;  // Huber as reweighted least squares
       }
-      const int32_t parent = p_.parents[k];
+      const int32_t parent = p_->parents[k];
       const int64_t body = parent < 0 ? J_ : parent;
       T e[3] = {0, 0, 0};  // lever from the body's origin (the base has no rotation: none)
       if (parent >= 0)
@@ -422,7 +437,7 @@ class Solver {
       if (orientations_) {
         T o[3];
         orientation_residual(s, t, o);
-        const T wo = p_.orientation_weight * weight;
+        const T wo = p_->orientation_weight * weight;
         T* m = &inertia_[k * 36];
         for (int i = 0; i < 3; ++i) {
           m[7 * i] += wo;
@@ -435,13 +450,13 @@ class Solver {
     // the gradient is λ W_j e (J_r⁻ᵀ e = e) and the curvature
     // λ W_j J_r⁻ᵀ J_r⁻¹ W_jᵀ, exact for large e too.
     std::fill(pull_.begin(), pull_.end(), T(0));
-    if (p_.regularization > 0) {
+    if (p_->regularization > 0) {
       for (int64_t j = 0; j < J_; ++j) {
         T d[9], e[3];
         mul_at_b(&prior_[j * 9], &s.local[j * 9], d);
         log_map(d, e);
         apply(&s.world[j * 9], e, &pull_[j * 3]);
-        for (int i = 0; i < 3; ++i) pull_[j * 3 + i] *= p_.regularization;
+        for (int i = 0; i < 3; ++i) pull_[j * 3 + i] *= p_->regularization;
         // J_r⁻¹(e) = I + ½[e]x + c [e]x², c = 1/θ² - (1 + cos θ) / (2 θ sin θ) (1/12 near 0).
         const T t2 = dot(e, e), t = std::sqrt(t2);
         const T c = t < T(1e-4) ? T(1) / T(12) + t2 / T(720) : T(1) / t2 - (T(1) + std::cos(t)) / (T(2) * t * std::sin(t));
@@ -452,14 +467,14 @@ class Solver {
         mul_at_b(inverse, inverse, jtj);
         mul(&s.world[j * 9], jtj, wj);
         mul_a_bt(wj, &s.world[j * 9], &pull_curvature_[j * 9]);
-        for (int i = 0; i < 9; ++i) pull_curvature_[j * 9 + i] *= p_.regularization;
+        for (int i = 0; i < 9; ++i) pull_curvature_[j * 9 + i] *= p_->regularization;
       }
     }
     // The plain gradient (for the predicted decrease): G_j = b_j + sum over
     // children of X_cᵀ G_c; g(w_j) = rotation part of G_j.
     std::copy(linear_.begin(), linear_.end(), gradient6_.begin());
     for (int64_t j = J_; j-- > 0;) {
-      const int32_t parent = p_.parents[j];
+      const int32_t parent = p_->parents[j];
       const T* G = &gradient6_[j * 6];
       for (int i = 0; i < 3; ++i) g_[j * 3 + i] = G[i] + pull_[j * 3 + i];
       if (parent < 0) {
@@ -473,9 +488,9 @@ class Solver {
       }
     }
     for (int i = 0; i < 3; ++i) {
-      g_[J_ * 3 + i] = p_.fixed_root ? T(0) : gradient6_[J_ * 6 + 3 + i];
-      if (p_.root_regularization > 0 && !p_.fixed_root)
-        g_[J_ * 3 + i] += p_.root_regularization * (s.root[i] - prior_root_[i]);
+      g_[J_ * 3 + i] = p_->fixed_root ? T(0) : gradient6_[J_ * 6 + 3 + i];
+      if (p_->root_regularization > 0 && !p_->fixed_root)
+        g_[J_ * 3 + i] += p_->root_regularization * (s.root[i] - prior_root_[i]);
     }
   }
 
@@ -530,7 +545,7 @@ class Solver {
               M[6 * i + c] - (M[6 * i] * K[0][c] + M[6 * i + 1] * K[1][c] + M[6 * i + 2] * K[2][c]);
         rb[i] = b[i] - (M[6 * i] * K[0][6] + M[6 * i + 1] * K[1][6] + M[6 * i + 2] * K[2][6]);
       }
-      const int32_t parent = p_.parents[j];
+      const int32_t parent = p_->parents[j];
       if (parent < 0) {  // the base only translates: keep the velocity-velocity part
         T* P = &articulated_[J_ * 36];
         for (int i = 3; i < 6; ++i) {
@@ -580,11 +595,11 @@ class Solver {
     }
     // The root translation: minimise ½ tᵀ (C + (λ_t + mu) I) t + (b + pull)ᵀ t.
     T base[6] = {0, 0, 0, 0, 0, 0};
-    if (!p_.fixed_root) {
+    if (!p_->fixed_root) {
       T C[9], t[3];
       const T* P = &articulated_[J_ * 36];
       for (int i = 0; i < 3; ++i)
-        for (int c = 0; c < 3; ++c) C[3 * i + c] = P[6 * (3 + i) + 3 + c] + (i == c ? p_.root_regularization + mu : T(0));
+        for (int c = 0; c < 3; ++c) C[3 * i + c] = P[6 * (3 + i) + 3 + c] + (i == c ? p_->root_regularization + mu : T(0));
       if (!cholesky3(C)) return false;
       for (int i = 0; i < 3; ++i) t[i] = -(bias_[J_ * 6 + 3 + i] + (g_[J_ * 3 + i] - gradient6_[J_ * 6 + 3 + i]));
       solve_lower(C, t);
@@ -595,7 +610,7 @@ class Solver {
     }
     // Forward: w_j = -D⁻¹ (Uᵀ X V_parent + u), V_j = X V_parent + (w_j, 0).
     for (int64_t j = 0; j < J_; ++j) {
-      const int32_t parent = p_.parents[j];
+      const int32_t parent = p_->parents[j];
       T V[6];
       if (parent < 0) {
         std::copy(base, base + 6, V);
@@ -640,11 +655,11 @@ class Solver {
 
   // Clamps each joint's rotation vector relative to rest into its box.
   void project(State<T>& s) const {
-    if (!p_.limits) return;
+    if (!p_->limits) return;
     for (int64_t j = 0; j < J_; ++j) {
-      const T* box = p_.limits + j * 6;
+      const T* box = p_->limits + j * 6;
       T relative[9], v[3];
-      mul_at_b(p_.rest_rotations + j * 9, &s.local[j * 9], relative);
+      mul_at_b(p_->rest_rotations + j * 9, &s.local[j * 9], relative);
       log_map(relative, v);
       bool clamped = false;
       for (int i = 0; i < 3; ++i) {
@@ -654,12 +669,12 @@ class Solver {
       }
       if (!clamped) continue;
       exp_map(v, relative);
-      mul(p_.rest_rotations + j * 9, relative, &s.local[j * 9]);
+      mul(p_->rest_rotations + j * 9, relative, &s.local[j * 9]);
     }
   }
 
-  const IkProblem<T>& p_;
-  int64_t J_;
+  const IkProblem<T>* p_ = nullptr;
+  int64_t J_ = 0;
   // Per body (joints, then the base at index J): model inertia and linear
   // term, their articulated versions, and the plain gradient.
   std::vector<T> inertia_, articulated_, linear_, bias_, gradient6_;
@@ -668,6 +683,8 @@ class Solver {
   std::vector<T> prior_;
   std::vector<uint8_t> has_target_, whole_free_;  // per joint
   std::vector<int32_t> free_child_;              // per joint: the child whose bone its free twist turns about, or -1
+  std::vector<uint8_t> position_below_, orientation_at_;  // scratch of find_free_rotations
+  std::vector<int32_t> targeted_children_;
   const T* positions_ = nullptr;  // joint positions of the state the model was built at
   T prior_root_[3] = {0, 0, 0};
   State<T> now_, next_;
@@ -676,6 +693,13 @@ class Solver {
   T reach_ = 1;  // largest distance between two joints of the skeleton, at most
 };
 
+// This thread's solver (its buffers outlive the call).
+template <class T>
+Solver<T>& thread_solver() {
+  thread_local Solver<T> solver;
+  return solver;
+}
+
 }  // namespace
 
 template <class T>
@@ -683,7 +707,8 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   // Step sizes are judged by how far they can move a joint: twice the
   // longest root-to-joint path bounds every lever arm.
   const int64_t J = p.num_joints;
-  std::vector<T> path(J, T(0));
+  thread_local std::vector<T> path;
+  path.assign(J, T(0));
   T reach = 0;
   for (int64_t j = 0; j < J; ++j) {
     const T* o = p.offsets + j * 3;
@@ -694,7 +719,8 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   const auto start_of = [&](int64_t b) { return p.init_rotations + (p.init_shared ? 0 : b * J * rotation_size); };
   const auto root_of = [&](int64_t b) { return p.init_root + (p.init_shared ? 0 : b * 3); };
   if (p.sequential) {
-    Solver<T> solver(p);
+    Solver<T>& solver = thread_solver<T>();
+    solver.reset(p);
     solver.set_reach(reach);
     for (int64_t b = 0; b < p.batch; ++b) {
       if (b == 0) {
@@ -708,7 +734,8 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   }
   // A frame costs roughly (targets x depth^2) block updates per iteration.
   parallel_ranges(p.batch, 2048 * std::max<int64_t>(1, p.num_targets), 32768, [&](int64_t begin, int64_t end) {
-    Solver<T> solver(p);
+    Solver<T>& solver = thread_solver<T>();
+    solver.reset(p);
     solver.set_reach(reach);
     for (int64_t b = begin; b < end; ++b) solver.solve(b, start_of(b), p.init_form, root_of(b), out);
   });

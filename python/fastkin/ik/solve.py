@@ -212,7 +212,12 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     _require_number(tol, "tol", "a finite number > 0", lambda v: v > 0)
     if robust is not None:
         _require_number(robust, "robust", "a finite Huber threshold > 0", lambda v: v > 0)
-    rotations, root_translation, error, iterations, converged = _core.ik_solve(
+    rotations = np.empty((frames, J, 4), dtype)
+    root_translation = np.empty((frames, 3), dtype)
+    error = np.empty(frames, dtype)
+    iterations = np.empty(frames, np.int32)
+    converged = np.empty(frames, np.bool_)
+    _core.ik_solve(
         skeleton.parents,
         context.offsets,
         context.rest_matrices,
@@ -231,6 +236,11 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
         int(max_iters),
         float(tol),
         sequential,
+        rotations,
+        root_translation,
+        error,
+        iterations,
+        converged,
     )
     result = IKResult(
         rotations.reshape(batch + (J, 4)),
