@@ -113,6 +113,16 @@ def time_round_robin(cases: dict[str, Case], time_per_case: float, repeats: int)
     }
 
 
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Shortest of `repeats` timed calls of fn, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:

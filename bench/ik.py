@@ -26,7 +26,7 @@ import datetime
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -35,6 +35,7 @@ import fastkin
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, also when run through runpy
 from common import (  # noqa: E402
     NUM_JOINTS,
+    best_time,
     PARENTS,
     command_line,
     cpu_flags,
@@ -78,14 +79,6 @@ def accuracy(rotations_quat, root, targets, truth) -> dict:
         "geodesic_inner": float(angle[..., inner].mean()),
     }
 
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # -- methods ---------------------------------------------------------------------------------------
