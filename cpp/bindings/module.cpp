@@ -32,4 +32,5 @@ NB_MODULE(_core, m) {
   fastkin::bindings::bind_bone_frames(m);
   fastkin::bindings::bind_parse(m);
   fastkin::bindings::bind_skinning(m);
+  fastkin::bindings::bind_ik_analytic(m);
 }
