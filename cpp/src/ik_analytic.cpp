@@ -119,7 +119,14 @@ inline bool swing_direct(const double* a, const double* b, double* out, double* 
   return false;
 }
 
+// NaN in every entry: what overflowed inputs give, so the caller's
+// finiteness check reports them.
+inline void fill_nan(double* out) {
+  for (int i = 0; i < 9; ++i) out[i] = std::numeric_limits<double>::quiet_NaN();
+}
+
 void swing(const double* a, const double* b, double* out) {
+  if (!(dot3(a, a) * dot3(b, b) <= std::numeric_limits<double>::max())) return fill_nan(out);
   double axis[3], w;
   if (swing_direct(a, b, out, axis, &w)) return;
   // Nearly opposite: the minimal swing to working precision (a half turn
@@ -300,7 +307,9 @@ void fit_targets(int32_t begin, int32_t end, Rest&& rest, Posed&& posed, double*
     ++usable;
     last = k;
   }
-  if (usable == 0) {
+  if (!(bound <= std::numeric_limits<double>::max())) {
+    fill_nan(out);
+  } else if (usable == 0) {
     copy9(kIdentity, out);
   } else if (usable == 1) {
     double b[3];
@@ -537,18 +546,25 @@ bool solve_from_reference(const AnalyticIkPlan& plan, const T* positions, const 
 
 // Appends the targets of a joint reached through joint `via` (the joint
 // itself, or a zero-length descendant): `to_joint` turns via's frame into the
-// joint's, `base` is the vector from the joint to via in its frame.
+// joint's, `base` is the vector from the joint to via in its frame. The
+// targets of via are its children with a usable offset; only when it has
+// none are its zero-length children looked through (so a joint with a real
+// child is never aimed by vectors that assume a start rotation).
 void collect_targets(const std::vector<std::vector<int32_t>>& children, double zero_length, int32_t via,
                      const double* to_joint, const double* base, AnalyticIkPlan& plan) {
-  for (int32_t child : children[via]) {
+  const auto usable = [&](int32_t child) {
     const double* offset = plan.offsets.data() + 3 * child;
+    return std::sqrt(dot3(offset, offset)) > zero_length;
+  };
+  const bool look_through = std::none_of(children[via].begin(), children[via].end(), usable);
+  for (int32_t child : children[via]) {
     double vector[3];
-    mat_vec(to_joint, offset, vector);
+    mat_vec(to_joint, plan.offsets.data() + 3 * child, vector);
     for (int i = 0; i < 3; ++i) vector[i] += base[i];
-    if (std::sqrt(dot3(offset, offset)) > zero_length) {
+    if (usable(child)) {
       plan.target_joint.push_back(child);
       plan.rest_vector.insert(plan.rest_vector.end(), vector, vector + 3);
-    } else {
+    } else if (look_through) {
       double deeper[9];
       mul(to_joint, plan.rest_rotations.data() + 9 * child, deeper);
       collect_targets(children, zero_length, child, deeper, vector, plan);

@@ -5,15 +5,15 @@ rest-pose bone frames for learned IK (:func:`bone_frames`,
 :func:`local_to_bone_world`, :func:`bone_world_to_local`), rotation
 conversions (:mod:`fastkin.rotations`), the :class:`Skeleton` that
 describes a joint hierarchy, skinning (:func:`lbs`, :func:`dqs`) and
-SMPL-family body models (:class:`BodyModel`). See docs/ for conventions and
-examples.
+SMPL-family body models (:class:`BodyModel`) and inverse kinematics
+(:mod:`fastkin.ik`). See docs/ for conventions and examples.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import _core, data, io, rotations
+from . import _core, data, ik, io, rotations
 from .body_model import BodyModel
 from .bone_frames import bone_frames, bone_world_to_local, local_to_bone_world
 from .kinematics import fk_batch
@@ -26,7 +26,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "Motion", "BodyModel", "fk_batch", "bone_frames", "local_to_bone_world", "bone_world_to_local", "skinning_transforms", "lbs", "dqs", "top_k_weights", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["Skeleton", "Motion", "BodyModel", "fk_batch", "bone_frames", "local_to_bone_world", "bone_world_to_local", "skinning_transforms", "lbs", "dqs", "top_k_weights", "rotations", "io", "ik", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
 
 
 def set_num_threads(num_threads: int) -> None:

@@ -16,12 +16,13 @@ namespace fastkin {
 // What analytic IK needs of a skeleton, independent of the frame: built once
 // per skeleton (parents[j] < j, roots -1).
 //
-// The *targets* of joint j are the joints whose positions aim its bones: its
-// children, except that a child whose offset is zero-length (shorter than
-// 1e-9 of the skeleton's longest bone) is looked through: its own targets
-// become j's, reached through the child's rest rotation. Each target stores
-// the vector from j to it in j's frame at rest (`rest_vector`, u) and in j's
-// parent's frame at rest (`parent_vector`, R0_j u).
+// The *targets* of joint j are the joints whose positions aim its bones:
+// its children whose offsets are usable (not shorter than 1e-9 of the
+// skeleton's longest bone). When j has none, its zero-length children are
+// looked through: their targets become j's, reached through the child's rest
+// rotation (recursively). Each target stores the vector from j to it in j's
+// frame at rest (`rest_vector`, u) and in j's parent's frame at rest
+// (`parent_vector`, R0_j u).
 struct AnalyticIkPlan {
   int64_t num_joints = 0;
   std::vector<int32_t> parents;
