@@ -16,11 +16,13 @@ from fastkin.io import asf, bvh, errors, gltf, layout
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # The module, not the function fastkin.bone_frames that shadows it.
 bone_frames = importlib.import_module("fastkin.bone_frames")
+ik_analytic = importlib.import_module("fastkin.ik.analytic")
 
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, cli, data, asf, bvh, errors, gltf, layout],
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, cli, data, asf, bvh, errors, gltf, layout,
+     ik_analytic],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
@@ -41,5 +43,6 @@ def test_every_public_function_has_an_example():
     public += [getattr(fastkin.io, n) for n in fastkin.io.__all__]
     public += [getattr(fastkin.data, n) for n in fastkin.data.__all__ if callable(getattr(fastkin.data, n))]
     public += [getattr(rotations, n) for n in rotations.__all__]
+    public += [getattr(fastkin.ik, n) for n in fastkin.ik.__all__]
     missing = [f.__name__ for f in public if ">>>" not in (f.__doc__ or "")]
     assert not missing, f"no example in the docstring of {missing}"

@@ -42,9 +42,10 @@ def analytic(skeleton: Skeleton, positions: Any, *, reference: Any | None = None
       position errors ``Σ |p_j + W_j o_c - p_c|²`` (Horn's method, always a
       proper rotation); when the children are collinear, the swing as for
       one child;
-    - no child (a leaf), zero-length or coincident targets: the start. A child
-      whose offset is zero-length is looked through: its children aim j,
-      as if it were at its start rotation.
+    - no child (a leaf), or targets coincident with the joint: the start. A
+      joint whose children all have zero-length offsets is aimed by their
+      children instead, as if the zero-length joints kept their start
+      rotations (so a BVH hips or hand joint gets a full rotation).
 
     ``root_translation = p_root - offset_root`` of the first root (fk adds one
     translation to every root of a forest). Exactness: for positions made by
