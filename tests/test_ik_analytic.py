@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
 
 import fastkin
 from conftest import SMPL_PARENTS, shared_data
@@ -216,6 +217,40 @@ def test_matches_the_scipy_reference(name, with_reference, rng):
     rotations, root_translation = fastkin.ik.analytic(skeleton, positions, reference=reference)
     assert np.abs(rotations - expected_rotations).max() <= 1e-9
     np.testing.assert_allclose(root_translation, expected_root, atol=1e-12 * scale)
+
+
+def test_best_fits_reach_the_least_squares_optimum():
+    # A root with 2-4 children, against scipy's Kabsch on the objective
+    # Σ |D a - b|², including the hard cases: exactly collinear vectors (the
+    # eigenvalue is double), nearly collinear ones, and children whose turns
+    # nearly cancel (the eigenvalue is far below its starting bound).
+    rng = np.random.default_rng(11)
+    worst = 0.0
+    for trial in range(400):
+        k = int(rng.integers(2, 5))
+        base = rng.normal(size=3)
+        kind = trial % 4
+        if kind == 0:  # collinear rest vectors and targets
+            a = np.outer(rng.uniform(-2, 2, k), base)
+            b = np.outer(rng.uniform(-2, 2, k), rng.normal(size=3))
+        elif kind == 1:  # nearly collinear, consistent up to noise
+            a = np.outer(rng.uniform(-2, 2, k), base) + rng.normal(size=(k, 3)) * 10.0 ** rng.uniform(-12, 0)
+            b = a @ quat_to_matrix(random_quaternions(rng, ())).T + rng.normal(size=(k, 3)) * 10.0 ** rng.uniform(-14, 0)
+        elif kind == 2:  # turns that nearly cancel
+            a = np.tile(base, (k, 1)) + rng.normal(size=(k, 3)) * 1e-4
+            b = np.tile(rng.normal(size=3), (k, 1)) * np.where(np.arange(k) % 2, 1.0, -1.0)[:, None]
+        else:
+            a, b = rng.normal(size=(k, 3)), rng.normal(size=(k, 3))
+        skeleton = fastkin.Skeleton([-1] + [0] * k, np.vstack([np.zeros(3), a]))
+        rotation = fastkin.ik.analytic(skeleton, np.vstack([np.zeros(3), b]))[0][0]
+        with warnings.catch_warnings():  # scipy warns that degenerate fits are not unique
+            warnings.simplefilter("ignore")
+            optimum = Rotation.align_vectors(b, a)[0].as_matrix()
+        excess = np.sum((a @ rotation.T - b) ** 2) - np.sum((a @ optimum.T - b) ** 2)
+        worst = max(worst, excess / np.sum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+    # Exact but where vectors are collinear to < 1e-7: there the rotation about
+    # their line is left to the start (within ~1e-7 of the optimum).
+    assert worst <= 1e-6
 
 
 # -- degenerate cases ---------------------------------------------------------------------------

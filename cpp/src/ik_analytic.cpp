@@ -36,8 +36,13 @@ constexpr double kZeroTarget = 1e-9;
 // turn) get a second, correcting swing: there a×b is too short to give the
 // axis to full precision.
 constexpr double kRefine = 1e-4;
-// A best fit whose rotation is fixed to less than this (relative
-// eigenvalue gap) does not determine it: the dominant direction is swung.
+// A best fit whose covariance has a second singular value below kRankOne
+// of the first (its vectors collinear to ~1e-7), or whose largest
+// eigenvalue is separated by less than kDegenerate (relative), does not
+// determine the rotation to working precision (the eigenvector's error
+// grows like eps / gap²): the dominant direction is swung instead, which
+// is within ~gap of the optimum.
+constexpr double kRankOne = 1e-7;
 constexpr double kDegenerate = 1e-9;
 // Reference matrices must be rotations to this (max |RᵀR - I|).
 constexpr double kRotationTolerance = 1e-5;
@@ -179,15 +184,26 @@ inline double det4(const double* m) {
 // Horn (1987): with the symmetric 4x4 N built from S, the best unit
 // quaternion (w, x, y, z) is N's eigenvector of the largest eigenvalue, and
 // that eigenvalue is the maximum. Returns false when the maximiser is not
-// unique to working precision (S of rank <= 1, or a reflection tie).
+// unique to working precision: S of rank <= 1 (collinear vectors), or a
+// top eigenvalue that is double (a reflection tie of inconsistent data).
 bool best_fit(const double* S, double bound, double* out) {
+  // Rank <= 1: the cofactors of S (products of two singular values) vanish
+  // next to |S|² (the largest squared). Then the maximisers form a circle.
+  double cofactor2 = 0.0, norm2_s = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    double row[3];
+    cross3(S + 3 * ((i + 1) % 3), S + 3 * ((i + 2) % 3), row);
+    cofactor2 += dot3(row, row);
+    norm2_s += dot3(S + 3 * i, S + 3 * i);
+  }
+  if (!(cofactor2 > kRankOne * kRankOne * norm2_s * norm2_s)) return false;
   const double xx = S[0], xy = S[1], xz = S[2], yx = S[3], yy = S[4], yz = S[5], zx = S[6], zy = S[7], zz = S[8];
   const double N[16] = {
       xx + yy + zz, yz - zy,       zx - xz,       xy - yx,
       yz - zy,      xx - yy - zz,  xy + yx,       zx + xz,
       zx - xz,      xy + yx,       -xx + yy - zz, yz + zy,
       xy - yx,      zx + xz,       yz + zy,       -xx - yy + zz,
-  };  // clang-format keeps the 4x4 readable
+  };
   // det(N - λI) = λ⁴ + c2 λ² + c1 λ + c0: trace(N) = 0, the λ² coefficient
   // is -|N|²/2, the λ coefficient minus the sum of the principal 3x3 minors
   // (= 8 det S for Horn's N).
@@ -197,19 +213,24 @@ bool best_fit(const double* S, double bound, double* out) {
   const double c1 = -8.0 * det3(S);
   const double c0 = det4(N);
   // Newton from above the largest root of a real-rooted polynomial
-  // decreases monotonically onto it.
-  // Once rounding dominates, the steps stop shrinking: stop there.
+  // decreases monotonically onto it. It stops when P is down to its
+  // rounding error, when the steps stop shrinking, or before it would pass
+  // the lower bound |S| / sqrt(3) <= σ1 <= λmax: near a double root P and
+  // P' are both rounding noise and their ratio means nothing.
+  const double lower = std::sqrt(norm2_s / 3.0);
   double lambda = bound, previous = std::numeric_limits<double>::infinity();
   for (int iteration = 0; iteration < 64; ++iteration) {
     const double l2 = lambda * lambda;
     const double p = (l2 + c2) * l2 + c1 * lambda + c0;
     const double dp = (4.0 * l2 + 2.0 * c2) * lambda + c1;
-    if (!(dp > 0.0)) break;
+    const double noise = 16.0 * std::numeric_limits<double>::epsilon() *
+                         (l2 * l2 + std::abs(c2) * l2 + std::abs(c1 * lambda) + std::abs(c0));
+    if (!(std::abs(p) > noise) || !(dp > 0.0)) break;
     const double step = p / dp;
-    if (!(std::abs(step) < previous)) break;
+    if (!(std::abs(step) < previous) || !(lambda - step >= lower)) break;
     lambda -= step;
     previous = std::abs(step);
-    if (previous <= 1e-15 * bound) break;
+    if (previous <= 1e-15 * lambda) break;
   }
   double A[16];
   for (int i = 0; i < 16; ++i) A[i] = N[i];
@@ -222,8 +243,9 @@ bool best_fit(const double* S, double bound, double* out) {
     const double c = std::abs(minor3(A, kOthers[i], kOthers[i]));
     if (c > largest) largest = c, best = i;
   }
-  // largest >= gap1 gap2 gap3 / 4 with the other gaps ~ bound.
-  if (!(largest > kDegenerate * bound * bound * bound)) return false;
+  // largest >= gap1 gap2 gap3 / 4, the other two gaps >= ~lambda (bound
+  // may be far larger: children whose turns nearly cancel).
+  if (!(largest > kDegenerate * lambda * lambda * lambda)) return false;
   double q[4];
   for (int k = 0; k < 4; ++k) {
     const double m = minor3(A, kOthers[best], kOthers[k]);
@@ -392,11 +414,15 @@ void swing_lanes(const AnalyticIkPlan& plan, int32_t k, int64_t j, const T* cons
     const double tt = tx[l] * tx[l] + ty[l] * ty[l] + tz[l] * tz[l];  // = |b|²
     const double ab = a[0] * bx + a[1] * by + a[2] * bz;
     const double norms = std::sqrt(aa * tt);
-    const double vx = a[1] * bz - a[2] * by, vy = a[2] * bx - a[0] * bz, vz = a[0] * by - a[1] * bx;
+    double vx = a[1] * bz - a[2] * by, vy = a[2] * bx - a[0] * bz, vz = a[0] * by - a[1] * bx;
     const double vv = vx * vx + vy * vy + vz * vz;
-    const double w_near = norms + ab, w_far = vv / (norms - ab);
-    const double w = ab >= 0.0 ? w_near : w_far;
-    const double s = 2.0 / (vv + w * w);
+    // Beyond 90 degrees swing() uses (v, |v|² / (norms - ab)); here that
+    // quaternion times (norms - ab), the same rotation without a division.
+    const double scale = ab >= 0.0 ? 1.0 : norms - ab;
+    const double w = ab >= 0.0 ? norms + ab : vv;
+    vx *= scale, vy *= scale, vz *= scale;
+    const double qq = vx * vx + vy * vy + vz * vz + w * w;
+    const double s = 2.0 / qq;
     const double xs = vx * s, ys = vy * s, zs = vz * s;
     const double xx = vx * xs, yy = vy * ys, zz = vz * zs;
     const double xy = vx * ys, xz = vx * zs, yz = vy * zs;
@@ -404,7 +430,12 @@ void swing_lanes(const AnalyticIkPlan& plan, int32_t k, int64_t j, const T* cons
     turn[0 * kLanes + l] = 1.0 - (yy + zz), turn[1 * kLanes + l] = xy - wz, turn[2 * kLanes + l] = xz + wy;
     turn[3 * kLanes + l] = xy + wz, turn[4 * kLanes + l] = 1.0 - (xx + zz), turn[5 * kLanes + l] = yz - wx;
     turn[6 * kLanes + l] = xz - wy, turn[7 * kLanes + l] = yz + wx, turn[8 * kLanes + l] = 1.0 - (xx + yy);
-    good[l] = (tt > kZeroTarget * kZeroTarget * aa) & (w > kRefine * norms) ? 1.0 : 0.0;
+    // Usable target, not within kRefine of a half turn (w / scale >
+    // kRefine norms), and no overflow: else swing() redoes the lane.
+    const bool usable = tt > kZeroTarget * kZeroTarget * aa;
+    const bool clear = w > kRefine * norms * scale;
+    const bool finite = qq <= std::numeric_limits<double>::max();
+    good[l] = usable & clear & finite ? 1.0 : 0.0;
   }
   for (int l = 0; l < kLanes; ++l) {
     if (good[l] != 0.0) continue;
@@ -437,7 +468,9 @@ void solve_block_from_rest(const AnalyticIkPlan& plan, const T* const* frames, d
       for (int e = 0; e < 9; ++e)
         for (int l = 0; l < kLanes; ++l) rotation[e * kLanes + l] = rest[e];
     } else {
-      alignas(64) double turn[9 * kLanes];
+      // R_j = D R0_j: D goes straight into `rotation` when R0_j = I.
+      alignas(64) double turned[9 * kLanes];
+      double* turn = plan.rest_is_identity[j] ? rotation : turned;
       if (end - begin == 1) {
         swing_lanes<kLanes>(plan, begin, j, frames, parent_world, turn);
       } else {
@@ -450,9 +483,7 @@ void solve_block_from_rest(const AnalyticIkPlan& plan, const T* const* frames, d
           for (int e = 0; e < 9; ++e) turn[e * kLanes + l] = one[e];
         }
       }
-      if (plan.rest_is_identity[j]) {
-        for (int e = 0; e < 9 * kLanes; ++e) rotation[e] = turn[e];
-      } else {
+      if (!plan.rest_is_identity[j]) {
         for (int i = 0; i < 3; ++i)
           for (int k = 0; k < 3; ++k)
             for (int l = 0; l < kLanes; ++l)
