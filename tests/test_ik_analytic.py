@@ -4,6 +4,9 @@ reference, the slow scipy reference, degenerate cases, torch and threads."""
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -387,6 +390,39 @@ def test_threads_give_the_serial_answer(rng):
         fastkin.set_num_threads(before)
     for a, b in zip(serial, threaded):
         np.testing.assert_allclose(a, b, atol=1e-13)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2"])
+def test_every_instruction_set_path_matches_the_reference(isa, tmp_path):
+    """Each compiled solver (capped with FASTKIN_ISA; AVX-512 CPUs run the
+    AVX2 one) against the scipy reference, with and without a reference pose."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import numpy as np, fastkin, sys\n"
+        "data = np.load(sys.argv[1])\n"
+        "sk = fastkin.Skeleton(data['parents'], data['offsets'], data['rest'])\n"
+        "out = {'isa': fastkin.build_info()['isa']}\n"
+        "out['plain'] = fastkin.ik.analytic(sk, data['positions'])[0]\n"
+        "out['f32'] = fastkin.ik.analytic(sk, data['positions'].astype(np.float32))[0]\n"
+        "out['referenced'] = fastkin.ik.analytic(sk, data['positions'], reference=data['reference'])[0]\n"
+        "np.savez(sys.argv[2], **out)\n"
+    )
+    rng = np.random.default_rng(4)
+    skeleton = fastkin.Skeleton(SMPL_PARENTS, rng.normal(size=(24, 3)), random_quaternions(rng, (24,)))
+    positions = fastkin.fk_batch(skeleton, random_quaternions(rng, (21, 24)))[1] + rng.normal(size=(21, 24, 3)) * 0.1
+    reference = random_quaternions(rng, (21, 24))
+    inputs, outputs = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez(inputs, parents=skeleton.parents, offsets=skeleton.offsets, rest=skeleton.rest_rotations,
+             positions=positions, reference=reference)
+    env = dict(os.environ, FASTKIN_ISA=isa)
+    subprocess.run([sys.executable, str(script), str(inputs), str(outputs)], check=True, env=env)
+    result = np.load(outputs)
+    if str(result["isa"]) != isa and not (isa == "avx2" and str(result["isa"]) == "avx512"):
+        pytest.skip(f"this CPU does not support {isa}")
+    args = (skeleton.parents, skeleton.offsets, skeleton.rest_rotations, positions)
+    assert np.abs(result["plain"] - analytic_ik_reference(*args)[0]).max() <= 1e-9
+    assert np.abs(result["referenced"] - analytic_ik_reference(*args, reference)[0]).max() <= 1e-9
+    assert np.abs(result["f32"] - result["plain"]).max() <= 1e-5
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
