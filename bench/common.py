@@ -17,6 +17,26 @@ import numpy as np
 
 import fastkin
 
+# The SMPL-like skeleton every benchmark uses, and its random problems.
+PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+NUM_JOINTS = len(PARENTS)
+SEED = 20240601
+
+
+def make_offsets(seed: int = SEED) -> np.ndarray:
+    """(J, 3) float64 random local offsets, bone lengths of about 0.1-0.2 m."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 0.1, size=(NUM_JOINTS, 3))
+
+
+def make_axis_angles(batch: int, seed: int = SEED + 1) -> np.ndarray:
+    """(B, J, 3) float64 axis-angle rotations: random unit axes, angles in [0, 1] rad."""
+    rng = np.random.default_rng(seed + batch)
+    axes = rng.normal(size=(batch, NUM_JOINTS, 3))
+    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+    return axes * rng.uniform(0.0, 1.0, size=(batch, NUM_JOINTS, 1))
+
+
 # Timing: a call slower than SLOW_CALL s gets no separate warm-up; one
 # slower than SINGLE_CALL s is timed once (the slowest peers at large batches).
 SLOW_CALL = 0.3
@@ -91,6 +111,16 @@ def time_round_robin(cases: dict[str, Case], time_per_case: float, repeats: int)
         )
         for key in cases
     }
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Shortest of `repeats` timed calls of fn, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def cpu_model() -> str:

@@ -51,6 +51,9 @@ import fastkin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, also when run through runpy
 from common import (  # noqa: E402
+    NUM_JOINTS,
+    PARENTS,
+    SEED,
     Case,
     SINGLE_CALL,
     Measurement,
@@ -58,6 +61,8 @@ from common import (  # noqa: E402
     cpu_flags,
     cpu_model,
     extension_identity,
+    make_axis_angles,
+    make_offsets,
     optional_import,
     package_version,
     time_round_robin,
@@ -74,9 +79,6 @@ pymotion_torch, _ = optional_import("pymotion.ops.skeleton_torch")
 # The problem: an SMPL-like skeleton and random poses
 # --------------------------------------------------------------------------------------------
 
-PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-NUM_JOINTS = len(PARENTS)
-SEED = 20240601
 
 FULL_SIZES = (1, 64, 4096, 65536)
 QUICK_SIZES = (1, 4096)
@@ -92,20 +94,6 @@ PINOCCHIO_MAX_SAMPLES = 1000
 # Positions agree when within these (metres, for bones of ~0.1 m). float64 is
 # not tighter because smplx's batch_rodrigues adds 1e-8 to every axis-angle.
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-6}
-
-
-def make_offsets(seed: int = SEED) -> np.ndarray:
-    """(J, 3) float64 random local offsets, bone lengths of about 0.1-0.2 m."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(0.0, 0.1, size=(NUM_JOINTS, 3))
-
-
-def make_axis_angles(batch: int, seed: int = SEED + 1) -> np.ndarray:
-    """(B, J, 3) float64 axis-angle rotations: random unit axes, angles in [0, 1] rad."""
-    rng = np.random.default_rng(seed + batch)
-    axes = rng.normal(size=(batch, NUM_JOINTS, 3))
-    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
-    return axes * rng.uniform(0.0, 1.0, size=(batch, NUM_JOINTS, 1))
 
 
 def rest_joint_positions(offsets: np.ndarray) -> np.ndarray:

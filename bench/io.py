@@ -12,23 +12,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import fastkin
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/common.py, also when run through runpy
+from common import best_time  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO.parent / "shared" / "data" / "train" / "cmu-bvh" / "01_03.bvh"
 
-
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -433,6 +433,89 @@ def body_model_reference(arrays: dict, betas=None, pose=None, translation=None, 
     return vertices_out.reshape(batch + (num_vertices, 3)), joints_out.reshape(batch + (num_joints, 3))
 
 
+def two_bone_reference(root, mid, end, target, pole=None):
+    """Two-bone IK for one limb by the law of cosines at the root (angles,
+    not the kernel's Heron form): new (mid, end) in float64. The bend side is
+    towards the pole, else the current plane's normal turned perpendicular to
+    the root-target line (non-degenerate inputs only)."""
+    root, mid, end, target = (np.asarray(x, np.float64) for x in (root, mid, end, target))
+    l1 = np.linalg.norm(mid - root)
+    l2 = np.linalg.norm(end - mid)
+    to_target = target - root
+    distance = np.linalg.norm(to_target)
+    u = to_target / distance
+    reach = min(max(distance, abs(l1 - l2)), l1 + l2)
+    cos_root = (l1 * l1 + reach * reach - l2 * l2) / (2.0 * l1 * reach)
+    angle = np.arccos(np.clip(cos_root, -1.0, 1.0))
+    if pole is None:
+        side = np.cross(u, np.cross(mid - root, end - root))
+    else:
+        to_pole = np.asarray(pole, np.float64) - root
+        side = to_pole - np.dot(to_pole, u) * u
+    side /= np.linalg.norm(side)
+    new_mid = root + l1 * (np.cos(angle) * u + np.sin(angle) * side)
+    return new_mid, root + reach * u
+
+
+def fabrik_reference(positions, parents, targets, target_joints, passes, fixed_root=True):
+    """Multi-end-effector FABRIK on one frame, exactly ``passes`` passes, no
+    early stop and no reachability shortcut: plain loops in float64.
+    Returns the positions (J, 3)."""
+    start = np.asarray(positions, np.float64)
+    p = start.copy()
+    targets = np.asarray(targets, np.float64)
+    J = len(parents)
+    lengths = [np.linalg.norm(start[j] - start[parents[j]]) if parents[j] >= 0 else 0.0 for j in range(J)]
+    goal = {int(j): targets[t] for t, j in enumerate(target_joints)}
+    active = [False] * J
+    for j in reversed(range(J)):
+        if j in goal or any(active[c] for c in range(j + 1, J) if parents[c] == j):
+            active[j] = True
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    for _ in range(passes):
+        proposals = {j: [] for j in range(J)}
+        backward = {}
+        for j in reversed(range(J)):
+            if not active[j]:
+                continue
+            wanted = proposals[j] + ([goal[j]] if j in goal else [])
+            backward[j] = np.mean(wanted, axis=0)
+            if parents[j] >= 0:
+                parent = parents[j]
+                proposals[parent].append(backward[j] + lengths[j] * unit(p[parent] - backward[j]))
+        for j in range(J):
+            if not active[j]:
+                continue
+            if parents[j] < 0:
+                if not fixed_root:
+                    p[j] = backward[j]
+            else:
+                p[j] = p[parents[j]] + lengths[j] * unit(backward[j] - p[parents[j]])
+    # Joints leading to no target: rigid with their nearest active ancestor,
+    # turned by the smallest rotation of that ancestor's bone (scipy).
+    for j in range(J):
+        if active[j] or parents[j] < 0:
+            continue
+        anchor = parents[j]
+        while not active[anchor] and parents[anchor] >= 0:
+            anchor = parents[anchor]
+        if not active[anchor]:
+            continue
+        turn = np.eye(3)
+        above = parents[anchor]
+        if above >= 0 and lengths[anchor] > 0:
+            before, after = unit(start[anchor] - start[above]), unit(p[anchor] - p[above])
+            axis = np.cross(before, after)
+            angle = np.arctan2(np.linalg.norm(axis), np.dot(before, after))
+            if np.linalg.norm(axis) > 0:
+                turn = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
+        p[j] = p[parents[j]] + turn @ (start[j] - start[parents[j]])
+    return p
+
+
 def analytic_ik_reference(parents, offsets, rest_rotations, positions, reference=None):
     """Analytic IK the slow way (docs/ik.md): local rotation matrices
     (F, J, 3, 3) and root translation (F, 3) for positions (F, J, 3), one

@@ -61,3 +61,32 @@ def test_info_on_a_gltf_file():
     code, out, err = run("info", str(path))
     assert code == 0, err
     assert "24 joints" in out and "animation Walk" in out
+
+
+def test_ik_solves_positions_into_a_bvh(tmp_path):
+    import numpy as np
+
+    import fastkin
+
+    walk = fastkin.data.default_motion()[:150]
+    np.save(tmp_path / "walk.npy", walk.positions())
+    code, out, err = run("ik", str(tmp_path / "walk.npy"), "--skeleton", str(fastkin.data.path("cmu_12_01_walk.bvh")),
+                         "-o", str(tmp_path / "out.bvh"), "--smoothness", "0")
+    assert code == 0, err
+    assert "converged 150/150" in out and "150/150 frames" in err  # summary and progress bar
+    solved = fastkin.io.load_bvh(tmp_path / "out.bvh")
+    height = np.ptp(walk.positions()[0], axis=0).max()
+    # BVH stores degrees with limited digits: the written motion is close, not exact.
+    assert np.abs(solved.positions() - walk.positions()).max() < 1e-3 * height
+
+
+def test_ik_rejects_positions_of_the_wrong_shape(tmp_path):
+    import numpy as np
+
+    import fastkin
+
+    np.save(tmp_path / "bad.npy", np.zeros((5, 3, 3)))
+    code, _, err = run("ik", str(tmp_path / "bad.npy"), "--skeleton", str(fastkin.data.path("cmu_12_01_walk.bvh")), "-o",
+                       str(tmp_path / "out.bvh"))
+    assert code == 1 and "positions must have shape (frames, 38, 3)" in err
+    assert not (tmp_path / "out.bvh").exists()

@@ -11,17 +11,19 @@ import pytest
 
 import fastkin
 from fastkin import body_model, cli, data, kinematics, motion, rotations, skeleton, skinning
+from fastkin.ik import chains
 from fastkin.io import asf, bvh, errors, gltf, layout
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # The module, not the function fastkin.bone_frames that shadows it.
 bone_frames = importlib.import_module("fastkin.bone_frames")
-ik_analytic = importlib.import_module("fastkin.ik.analytic")
+ik_solve = importlib.import_module("fastkin.ik.solve")  # likewise fastkin.ik.solve
+ik_analytic = importlib.import_module("fastkin.ik.analytic")  # and fastkin.ik.analytic
 
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, cli, data, asf, bvh, errors, gltf, layout,
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout, chains,
      ik_analytic],
     ids=lambda m: m.__name__,
 )

@@ -32,5 +32,7 @@ NB_MODULE(_core, m) {
   fastkin::bindings::bind_bone_frames(m);
   fastkin::bindings::bind_parse(m);
   fastkin::bindings::bind_skinning(m);
+  fastkin::bindings::bind_ik_solve(m);
+  fastkin::bindings::bind_ik_chains(m);
   fastkin::bindings::bind_ik_analytic(m);
 }

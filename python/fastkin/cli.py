@@ -3,7 +3,9 @@
     fastkin info              build and runtime information
     fastkin info FILE [--asf ASF]
                               skeleton, frames, fps and channels of a BVH, ASF/AMC or glTF file
-    fastkin bench fk [ARGS]   run bench/fk.py from a fastkin checkout (ARGS go to it)
+    fastkin ik POSITIONS.npy --skeleton FILE.bvh -o OUT.bvh
+                              solve a motion from joint positions and write it as BVH
+    fastkin bench NAME [ARGS] run bench/NAME.py from a fastkin checkout (ARGS go to it)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("fk", "skinning", "io")
+BENCHMARKS = ("fk", "skinning", "ik", "io")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     info = commands.add_parser("info", help="describe a motion file, or (no FILE) this build as JSON")
     info.add_argument("file", nargs="?", type=Path, help="a .bvh, .amc, .gltf or .glb file")
     info.add_argument("--asf", type=Path, default=None, help="the skeleton of an .amc file")
+    ik = commands.add_parser("ik", help="solve a motion from joint positions (.npy) and write it as BVH")
+    ik.add_argument("positions", type=Path, help="a .npy of world joint positions (frames, J, 3) in the skeleton's joint order")
+    ik.add_argument("--skeleton", type=Path, required=True, help="a .bvh whose skeleton (hierarchy, offsets) to pose")
+    ik.add_argument("-o", "--output", type=Path, required=True, help="the .bvh to write")
+    ik.add_argument("--fps", type=float, default=None, help="frame rate of the output (default: the skeleton file's)")
+    ik.add_argument("--smoothness", type=float, default=1e-4, help="pull of each frame towards the previous one (unit-free)")
+    ik.add_argument("--quiet", action="store_true", help="no progress bar")
     bench = commands.add_parser("bench", help="run a benchmark from bench/ in a fastkin checkout")
     bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
     bench.add_argument("--bench-dir", type=Path, default=None, help="folder holding the bench scripts (default: ./bench)")
@@ -40,7 +49,73 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fastkin info: {error}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "ik":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        try:
+            return solve_positions_file(args.positions, args.skeleton, args.output, args.fps, args.smoothness, not args.quiet)
+        except (OSError, ValueError) as error:
+            print(f"fastkin ik: {error}", file=sys.stderr)
+            return 1
     return _run_benchmark(args.name, args.bench_dir, rest)
+
+
+def solve_positions_file(positions: Path, skeleton_file: Path, output: Path, fps: float | None = None,
+                         smoothness: float = 1e-4, progress: bool = True) -> int:
+    """Solves a motion from world joint positions ``(frames, J, 3)`` (a
+    ``.npy``, read without pickle) for the skeleton of a BVH file with
+    :func:`fastkin.ik.solve_sequence`, and writes it as BVH. Prints a
+    progress bar on standard error and a summary on standard output; returns
+    0, or 1 when some frames did not converge (they are written anyway).
+
+    Example:
+        >>> import tempfile, numpy as np, fastkin
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> walk = fastkin.data.default_motion()[:20]
+        >>> np.save(folder / "walk.npy", walk.positions())
+        >>> solve_positions_file(folder / "walk.npy", fastkin.data.path("cmu_12_01_walk.bvh"), folder / "out.bvh", progress=False)  # doctest: +ELLIPSIS
+        out.bvh: 20 frames, largest joint error ... converged 20/20
+        0
+    """
+    import numpy as np
+
+    import fastkin
+
+    source = fastkin.io.load_bvh(skeleton_file)
+    skeleton = source.skeleton
+    try:
+        targets = np.load(positions, allow_pickle=False)
+    except ValueError as error:  # e.g. an object array, which would need pickle
+        raise ValueError(f"{positions}: not a plain numeric .npy ({error})") from None
+    if targets.ndim != 3 or targets.shape[1:] != (skeleton.num_joints, 3):
+        raise ValueError(
+            f"{positions}: positions must have shape (frames, {skeleton.num_joints}, 3) for {skeleton_file.name}, got {targets.shape}"
+        )
+    targets = targets.astype(np.float64)
+    chunk = 100  # frames per call: each chunk starts from the last one's solution
+    rotations, roots, errors, converged = [], [], [], []
+    init = init_root = None
+    for start in range(0, len(targets), chunk):
+        result = fastkin.ik.solve_sequence(skeleton, targets[start : start + chunk], smoothness=smoothness, init=init,
+                                           init_root=init_root)
+        rotations.append(result.rotations)
+        roots.append(result.root_translation)
+        errors.append(result.error)
+        converged.append(result.converged)
+        init, init_root = result.rotations[-1], result.root_translation[-1]
+        if progress:
+            done = min(start + chunk, len(targets))
+            bar = "#" * (30 * done // len(targets))
+            print(f"\rfastkin ik: [{bar:<30}] {done}/{len(targets)} frames", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    motion = fastkin.Motion(skeleton, np.concatenate(rotations), np.concatenate(roots), fps or source.fps)
+    fastkin.io.save_bvh(output, motion)
+    error = np.concatenate(errors)
+    ok = np.concatenate(converged)
+    print(f"{output.name}: {len(motion)} frames, largest joint error {error.max():.3g} (median {np.median(error):.3g}), "
+          f"converged {int(ok.sum())}/{len(ok)}")
+    return 0 if ok.all() else 1
 
 
 def describe_file(path: Path, asf: Path | None = None) -> str:
