@@ -514,3 +514,64 @@ def fabrik_reference(positions, parents, targets, target_joints, passes, fixed_r
                 turn = Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix()
         p[j] = p[parents[j]] + turn @ (start[j] - start[parents[j]])
     return p
+
+
+def analytic_ik_reference(parents, offsets, rest_rotations, positions, reference=None):
+    """Analytic IK the slow way (docs/ik.md): local rotation matrices
+    (F, J, 3, 3) and root translation (F, 3) for positions (F, J, 3), one
+    frame and joint at a time in float64, every fit by scipy's
+    Rotation.align_vectors (the shortest rotation for one vector pair,
+    Kabsch for several). Degenerate fits (collinear children, half turns)
+    are not handled: use data without them."""
+    parents = [int(p) for p in parents]
+    num_joints = len(parents)
+    offsets = np.asarray(offsets, dtype=np.float64)
+    rest = Rotation.from_quat(np.asarray(rest_rotations, dtype=np.float64)).as_matrix()
+    children = [[c for c in range(num_joints) if parents[c] == j] for j in range(num_joints)]
+    bones = [float(np.linalg.norm(offsets[c])) for c in range(num_joints) if parents[c] >= 0]
+    zero_length = 1e-9 * max(bones, default=0.0)
+    usable = [float(np.linalg.norm(offsets[c])) > zero_length for c in range(num_joints)]
+
+    def targets(joint):
+        """[(target joint, zero-length joints passed on the way)]."""
+        direct = [c for c in children[joint] if usable[c]]
+        if direct:
+            return [(c, []) for c in direct]
+        return [(g, [c] + path) for c in children[joint] for g, path in targets(c)]
+
+    def rest_vector(target, path):
+        """From a joint to `target` in the joint's frame, the joints on `path` at rest."""
+        turn, vector = np.eye(3), np.zeros(3)
+        for x in path:
+            vector = vector + turn @ offsets[x]
+            turn = turn @ rest[x]
+        return vector + turn @ offsets[target]
+
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, num_joints, 3)
+    count = len(positions)
+    if reference is not None:
+        reference_local = local_matrices(reference, num_joints).reshape(-1, num_joints, 3, 3)
+        reference_local = np.broadcast_to(reference_local, (count, num_joints, 3, 3))
+        reference_world, reference_positions = fk_reference(parents, offsets, reference_local)
+    first_root = parents.index(-1)
+    local = np.zeros((count, num_joints, 3, 3))
+    root_translation = positions[:, first_root] - offsets[first_root]
+    for f in range(count):
+        world = np.zeros((num_joints, 3, 3))
+        for j, p in enumerate(parents):
+            parent_world = world[p] if p >= 0 else np.eye(3)
+            if reference is None:
+                start = parent_world @ rest[j]
+                rest_vectors = [start @ rest_vector(g, path) for g, path in targets(j)]
+            else:
+                start = reference_world[f, j]
+                rest_vectors = [reference_positions[f, g] - reference_positions[f, j] for g, _ in targets(j)]
+            posed = [positions[f, g] - positions[f, j] for g, _ in targets(j)]
+            pairs = [(a, b) for a, b in zip(rest_vectors, posed) if np.linalg.norm(b) > 1e-9 * np.linalg.norm(a)]
+            turn = np.eye(3)
+            if pairs:
+                a, b = np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+                turn = Rotation.align_vectors(b, a)[0].as_matrix()
+            world[j] = turn @ start
+            local[f, j] = parent_world.T @ world[j]
+    return local, root_translation

@@ -1,4 +1,4 @@
-"""Bad input to fk_batch and the raw bindings: each case runs in its own
+"""Bad input to the public functions and the raw bindings: each case runs in its own
 subprocess, so a crash (segfault, abort) fails the test instead of the run."""
 
 from __future__ import annotations
@@ -161,6 +161,34 @@ CASES = {
     "raw_fabrik_output_shape": ("_core.fabrik(sk.parents, np.array([3], np.int32), P, G1, 10, 1e-6, 0.0, True, np.empty((5, 3, 3)), np.empty(5, np.int32), np.empty(5, bool))", "ValueError", "out_positions must have shape (5, 4, 3)"),
     "raw_two_bone_one_rotation": ("_core.two_bone_ik(r0, m0, e0, t0, None, np.empty((5, 3)), np.empty((5, 3)), np.empty((5, 3, 3)), None)", "ValueError", "upper_rotations and lower_rotations must both be given"),
     "raw_two_bone_input_batch": ("_core.two_bone_ik(r0[:4], m0, e0, t0, None, np.empty((5, 3)), np.empty((5, 3)), None, None)", "ValueError", "root must have shape (5, 3)"),
+    # analytic IK (p: fk positions (5, 4, 3) of sk)
+    "ik_nan_positions": ("p = fastkin.fk_batch(sk, q)[1]; p[1, 2, 0] = np.nan; fastkin.ik.analytic(sk, p)", "ValueError", "positions must be finite"),
+    "ik_inf_positions": ("p = fastkin.fk_batch(sk, q)[1].astype(np.float32); p[4, 3, 2] = -np.inf; fastkin.ik.analytic(sk, p)", "ValueError", "positions must be finite"),
+    "ik_overflow": ("fastkin.ik.analytic(sk, fastkin.fk_batch(sk, q)[1] * 1e300)", "ValueError", "analytic IK overflowed"),
+    "ik_overflow_one_frame": ("p = fastkin.fk_batch(sk, q)[1]; p[2] *= 1e160; fastkin.ik.analytic(sk, p, reference=q)", "ValueError", "analytic IK overflowed"),
+    "ik_overflow_wide": ("w = fastkin.Skeleton([-1, 0, 0], np.ones((3, 3))); fastkin.ik.analytic(w, np.array([[0.0, 0, 0], [1e200, 0, 0], [0, 1e200, 0]]))", "ValueError", "analytic IK overflowed"),
+    "ik_wrong_joint_count": ("fastkin.ik.analytic(sk, np.zeros((5, 3, 3)))", "ValueError", "positions must have shape (..., 4, 3), got (5, 3, 3)"),
+    "ik_wrong_trailing_shape": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 4)))", "ValueError", "positions must have shape (..., 4, 3), got (5, 4, 4)"),
+    "ik_scalar_positions": ("fastkin.ik.analytic(sk, np.float64(1.0))", "ValueError", "positions must have shape (..., 4, 3), got ()"),
+    "ik_integer_positions": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3), dtype=np.int64))", "TypeError", "positions must be float32 or float64"),
+    "ik_float16_positions": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3), dtype=np.float16))", "TypeError", "positions must be float32 or float64"),
+    "ik_string_positions": ("fastkin.ik.analytic(sk, [['a', 'b', 'c']] * 4)", "TypeError", "positions must be float32 or float64"),
+    "ik_not_a_skeleton": ("fastkin.ik.analytic([-1, 0], np.zeros((2, 3)))", "TypeError", "skeleton must be a fastkin.Skeleton"),
+    "ik_reference_wrong_shape": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=np.zeros((4, 3)))", "ValueError", "reference must have shape (4, 4) or (4, 3, 3), optionally after the batch shape of positions (5,), got (4, 3)"),
+    "ik_reference_wrong_joints": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q[:, :3])", "ValueError", "reference must have shape (4, 4) or (4, 3, 3)"),
+    "ik_reference_wrong_batch": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q[:2])", "ValueError", "got (2, 4, 4)"),
+    "ik_reference_dtype": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q.astype(np.float32))", "TypeError", "reference has dtype float32 but positions are float64"),
+    "ik_reference_integer": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q.astype(np.int64))", "TypeError", "reference has dtype int64 but positions are float64"),
+    "ik_reference_nan": ("q[3, 1, 3] = np.nan; fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q)", "ValueError", "reference must be finite"),
+    "ik_reference_zero_quaternion": ("q[1, 2] = 0; fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=q)", "ValueError", "reference holds a zero quaternion at (1, 2)"),
+    "ik_reference_not_rotation": ("fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=2 * c)", "ValueError", "reference[0] is not a rotation matrix"),
+    "ik_reference_reflection": ("b[2, 3, 0, 0] = -1; fastkin.ik.analytic(sk, np.zeros((5, 4, 3)), reference=b)", "ValueError", "reference[2, 3] is not a rotation matrix (orthonormal to 1e-05, determinant +1)"),
+    "raw_ik_positions_dtype": ("_core.ik_analytic(_core.AnalyticIkPlan(sk.parents, sk.offsets, sk.rest_rotations), np.zeros((5, 4, 3), np.int32), None)", "TypeError", "positions must have dtype float32 or float64"),
+    "raw_ik_positions_strided": ("_core.ik_analytic(_core.AnalyticIkPlan(sk.parents, sk.offsets, sk.rest_rotations), np.zeros((5, 4, 6))[..., ::2], None)", "ValueError", "positions must be C-contiguous"),
+    "raw_ik_reference_strided": ("_core.ik_analytic(_core.AnalyticIkPlan(sk.parents, sk.offsets, sk.rest_rotations), np.zeros((5, 4, 3)), np.zeros((5, 4, 8))[..., ::2])", "ValueError", "reference must be C-contiguous"),
+    "raw_ik_reference_dtype": ("_core.ik_analytic(_core.AnalyticIkPlan(sk.parents, sk.offsets, sk.rest_rotations), np.zeros((5, 4, 3)), q.astype(np.float32))", "TypeError", "reference must have dtype float64 like positions"),
+    "raw_ik_plan_offsets": ("_core.AnalyticIkPlan(sk.parents, np.ones((3, 3)), sk.rest_rotations)", "ValueError", "offsets must have shape (4, 3)"),
+    "raw_ik_plan_bad_parents": ("_core.AnalyticIkPlan(np.array([-1, 2, 0, 0], np.int32), sk.offsets, sk.rest_rotations)", "ValueError", "parents[1] = 2"),
     "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
     "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
 }

@@ -18,11 +18,13 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # The module, not the function fastkin.bone_frames that shadows it.
 bone_frames = importlib.import_module("fastkin.bone_frames")
 ik_solve = importlib.import_module("fastkin.ik.solve")  # likewise fastkin.ik.solve
+ik_analytic = importlib.import_module("fastkin.ik.analytic")  # and fastkin.ik.analytic
 
 
 @pytest.mark.parametrize(
     "module",
-    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout, chains],
+    [fastkin, kinematics, bone_frames, rotations, skeleton, motion, body_model, skinning, ik_solve, cli, data, asf, bvh, errors, gltf, layout, chains,
+     ik_analytic],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):

@@ -9,4 +9,5 @@ void bind_parse(nanobind::module_& m);
 void bind_skinning(nanobind::module_& m);
 void bind_ik_solve(nanobind::module_& m);
 void bind_ik_chains(nanobind::module_& m);
+void bind_ik_analytic(nanobind::module_& m);
 }

@@ -5,8 +5,8 @@ rest-pose bone frames for learned IK (:func:`bone_frames`,
 :func:`local_to_bone_world`, :func:`bone_world_to_local`), rotation
 conversions (:mod:`fastkin.rotations`), the :class:`Skeleton` that
 describes a joint hierarchy, skinning (:func:`lbs`, :func:`dqs`) and
-SMPL-family body models (:class:`BodyModel`). See docs/ for conventions and
-examples.
+SMPL-family body models (:class:`BodyModel`) and inverse kinematics
+(:mod:`fastkin.ik`). See docs/ for conventions and examples.
 """
 
 from __future__ import annotations
