@@ -530,6 +530,7 @@ class Solver {
       for (int i = 0; i < 3; ++i) u[i] = b[i] + pull_[j * 3 + i];
       // K = D⁻¹ [M_top | u]: the rotation's response to the parent's twist and to the bias.
       T K[3][7];
+#pragma GCC unroll 7
       for (int c = 0; c < 7; ++c) {
         T v[3];
         for (int i = 0; i < 3; ++i) v[i] = c < 6 ? M[6 * i + c] : u[i];
@@ -539,7 +540,9 @@ class Solver {
       }
       // Articulated inertia seen from the parent: M - U K with U = M S (its first three columns).
       T reduced[36], rb[6];
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
+#pragma GCC unroll 6
         for (int c = i; c < 6; ++c)  // symmetric: the upper triangle, mirrored
           reduced[6 * i + c] = reduced[6 * c + i] =
               M[6 * i + c] - (M[6 * i] * K[0][c] + M[6 * i + 1] * K[1][c] + M[6 * i + 2] * K[2][c]);

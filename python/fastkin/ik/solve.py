@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,9 +17,8 @@ from ..skeleton import Skeleton
 __all__ = ["IKResult", "solve", "solve_sequence"]
 
 
-@dataclass(frozen=True)
-class IKResult:
-    """What :func:`solve` found for each frame.
+class IKResult(NamedTuple):
+    """What :func:`solve` found for each frame (a named tuple).
 
     Attributes:
         rotations: ``(..., J, 4)`` local xyzw quaternions (pass them to
@@ -190,14 +189,16 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     if orientation_targets is not None:
         orientations = _frames_of_rotations(_float_input(orientation_targets, "orientation_targets").astype(dtype, copy=False),
                                             "orientation_targets", batch, count)
-    _require_number(orientation_weight, "orientation_weight", "a finite number >= 0", lambda v: v >= 0)
+    if orientation_weight != 1.0:  # (the checks below skip the defaults: this path is timed per frame)
+        _require_number(orientation_weight, "orientation_weight", "a finite number >= 0", lambda v: v >= 0)
     start = context.rest_rotations if init is None else _start_rotations(skeleton, init, batch, dtype)
     if init_root is not None:
         root = _start_root(init_root, batch, dtype)
     else:  # the first root's target minus its offset when it has one
         hit = context.first_root if joints is None else _position(joint_indices, context.first_root)
-        root = context.zero_root if hit is None else flat_targets[:, hit] - context.offsets[context.first_root]
-    _require_number(regularization, "regularization", "a finite number >= 0", lambda v: v >= 0)
+        root = context.zero_root if hit is None else flat_targets[:, hit] - context.offsets[context.first_root]  # (frames, 3), new
+    if regularization != 0.0:
+        _require_number(regularization, "regularization", "a finite number >= 0", lambda v: v >= 0)
     limits = None
     if joint_limits is not None:
         limits = np.ascontiguousarray(_float_input(joint_limits, "joint_limits").astype(dtype, copy=False))
@@ -208,8 +209,9 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     if isinstance(max_iters, bool) or not isinstance(max_iters, (int, np.integer)) or max_iters < 1:
         raise ValueError(f"max_iters must be an int >= 1, got {max_iters!r}")
     if tol is None:
-        tol = (1e-9 if dtype == np.float64 else 1e-5) * context.size
-    _require_number(tol, "tol", "a finite number > 0", lambda v: v > 0)
+        tol = context.default_tol
+    else:
+        _require_number(tol, "tol", "a finite number > 0", lambda v: v > 0)
     if robust is not None:
         _require_number(robust, "robust", "a finite Huber threshold > 0", lambda v: v > 0)
     rotations = np.empty((frames, J, 4), dtype)
@@ -227,7 +229,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
         orientations,
         float(orientation_weight),
         start,
-        np.ascontiguousarray(root),
+        root if root.flags.c_contiguous else np.ascontiguousarray(root),
         float(regularization) * context.size**2,
         float(regularization) if sequential else 0.0,
         bool(fixed_root),
@@ -263,10 +265,11 @@ class _Context:
     first_root: int
     zero_root: np.ndarray
     size: float  # extent of the rest pose (the skeleton's 'height'), at least 1e-12
+    default_tol: float
 
 
 def _context(skeleton: Skeleton, dtype) -> _Context:
-    key = ("ik", np.dtype(dtype).str)
+    key = ("ik", dtype)  # a numpy dtype: hashable, and cheaper to key on than its name
     context = skeleton._torch_cache.get(key)
     if context is None:
         from ..kinematics import fk_batch
@@ -277,6 +280,7 @@ def _context(skeleton: Skeleton, dtype) -> _Context:
         def frozen(array):
             return read_only(np.asarray(array, dtype=dtype))
 
+        size = max(extent, float(np.abs(skeleton.offsets).max()), 1e-12)
         context = _Context(
             offsets=frozen(skeleton.offsets),
             rest_matrices=frozen(quat_to_matrix(skeleton.rest_rotations)),
@@ -284,7 +288,8 @@ def _context(skeleton: Skeleton, dtype) -> _Context:
             all_joints=read_only(np.arange(skeleton.num_joints, dtype=np.int32)),
             first_root=int(np.flatnonzero(skeleton.parents < 0)[0]),
             zero_root=frozen(np.zeros(3)),
-            size=max(extent, float(np.abs(skeleton.offsets).max()), 1e-12),
+            size=size,
+            default_tol=(1e-9 if np.dtype(dtype) == np.float64 else 1e-5) * size,
         )
         skeleton._torch_cache[key] = context
     return context
@@ -382,4 +387,4 @@ def _as_tensors(result: IKResult, like: Any) -> IKResult:
     def tensor(x):
         return torch.as_tensor(x).to(device=like.device)
 
-    return IKResult(*(tensor(getattr(result, f)) for f in ("rotations", "root_translation", "error", "iterations", "converged")))
+    return IKResult(*(tensor(value) for value in result))
