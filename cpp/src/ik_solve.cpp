@@ -58,9 +58,9 @@ template <class T>
 FASTKIN_INLINE void exp_map(const T* v, T* r) {
   const T t2 = dot(v, v);
   T a, b;
-  if (t2 < T(1e-8)) {
-    a = T(1) - t2 / T(6);
-    b = T(0.5) - t2 / T(24);
+  if (t2 < T(1e-4)) {  // series to the rounding floor of double: the late, small steps skip sin and cos
+    a = T(1) - t2 / T(6) * (T(1) - t2 / T(20) * (T(1) - t2 / T(42)));
+    b = T(0.5) - t2 / T(24) * (T(1) - t2 / T(30) * (T(1) - t2 / T(56)));
   } else {
     const T t = std::sqrt(t2);
     a = std::sin(t) / t;
