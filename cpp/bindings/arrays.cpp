@@ -8,6 +8,27 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
+bool is_double(const ConstArray& a, const char* name) {
+  if (a.dtype() == nb::dtype<double>()) return true;
+  if (a.dtype() == nb::dtype<float>()) return false;
+  throw nb::type_error((std::string(name) + " must have dtype float32 or float64").c_str());
+}
+
+Batch leading_batch(const std::vector<int64_t>& shape, const char* name, std::initializer_list<int64_t> trailing) {
+  const size_t n = shape.size(), t = trailing.size();
+  bool match = n >= t;
+  for (size_t i = 0; match && i < t; ++i) match = shape[n - t + i] == trailing.begin()[i];
+  if (!match) {
+    std::string want = "(...";
+    for (int64_t d : trailing) want += ", " + std::to_string(d);
+    throw nb::value_error((std::string(name) + " must have shape " + want + "), got " + shape_string(shape)).c_str());
+  }
+  Batch batch;
+  batch.shape.assign(shape.begin(), shape.end() - t);
+  for (int64_t d : batch.shape) batch.size *= d;
+  return batch;
+}
+
 const int32_t* checked_parents(const ConstArray& parents) {
   if (parents.dtype() != nb::dtype<int32_t>() || parents.ndim() != 1)
     throw nb::type_error("parents must be a 1-D int32 array");

@@ -76,6 +76,17 @@ nb::ndarray<nb::numpy, T> new_array(const std::vector<int64_t>& leading, std::in
   return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner);
 }
 
+// True for float64, false for float32; a TypeError naming `name` otherwise.
+bool is_double(const ConstArray& a, const char* name);
+
+// The leading batch shape of an array whose shape ends in `trailing`, and
+// its size; a ValueError naming `name` when it does not.
+struct Batch {
+  std::vector<int64_t> shape;
+  int64_t size = 1;
+};
+Batch leading_batch(const std::vector<int64_t>& shape, const char* name, std::initializer_list<int64_t> trailing);
+
 // parents: int32 (J,), each parents[j] in [-1, j).
 const int32_t* checked_parents(const ConstArray& parents);
 

@@ -13,24 +13,9 @@ namespace {
 
 const std::vector<int64_t> kNoBatch;
 
-// The leading batch shape of a (..., J, 3, 3) array, and its size.
-struct Batch {
-  std::vector<int64_t> shape;
-  int64_t size = 1;
-};
-
 template <class A>
 Batch matrix_batch(const A& a, const char* name, int64_t num_joints) {
-  const auto shape = shape_of(a);
-  const size_t n = shape.size();
-  if (n < 3 || shape[n - 1] != 3 || shape[n - 2] != 3 || shape[n - 3] != num_joints)
-    throw nb::value_error((std::string(name) + " must have shape (..., " + std::to_string(num_joints) +
-                           ", 3, 3), got " + shape_string(shape))
-                              .c_str());
-  Batch batch;
-  batch.shape.assign(shape.begin(), shape.end() - 3);
-  for (int64_t d : batch.shape) batch.size *= d;
-  return batch;
+  return leading_batch(shape_of(a), name, {num_joints, 3, 3});
 }
 
 // constants: (J, 3, 3) of dtype T; J is read from it.
@@ -98,11 +83,6 @@ bool world_to_local_backward(const ConstArray& parents, const ConstArray& bone_r
   return bone_world_to_local_backward<T>(p, q, c, g, batch.size, J, out);
 }
 
-bool is_double(const ConstArray& a, const char* name) {
-  if (a.dtype() == nb::dtype<double>()) return true;
-  if (a.dtype() == nb::dtype<float>()) return false;
-  throw nb::type_error((std::string(name) + " must have dtype float32 or float64").c_str());
-}
 
 }  // namespace
 

@@ -159,11 +159,6 @@ nb::object fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
   return nb::make_tuple(finite, world_rotations, world_positions);
 }
 
-bool is_double(const ConstArray& rotations) {
-  if (rotations.dtype() == nb::dtype<double>()) return true;
-  if (rotations.dtype() == nb::dtype<float>()) return false;
-  throw nb::type_error("rotations must have dtype float32 or float64");
-}
 
 }  // namespace
 
@@ -182,7 +177,7 @@ void bind_fk(nb::module_& m) {
   m.def(
       "fk_skeleton",
       [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation) {
-        return is_double(rotations) ? fk_new<double>(skeleton, rotations, root_translation)
+        return is_double(rotations, "rotations") ? fk_new<double>(skeleton, rotations, root_translation)
                                     : fk_new<float>(skeleton, rotations, root_translation);
       },
       nb::arg("skeleton"), nb::arg("rotations"), nb::arg("root_translation").none(),
@@ -191,7 +186,7 @@ void bind_fk(nb::module_& m) {
       "fk_forward",
       [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
          const ConstArray& offsets, Array world_rotations, Array world_positions) {
-        return is_double(rotations)
+        return is_double(rotations, "rotations")
                    ? forward<double>(parents, rotations, root_translation, offsets, world_rotations, world_positions)
                    : forward<float>(parents, rotations, root_translation, offsets, world_rotations, world_positions);
       },
@@ -203,7 +198,7 @@ void bind_fk(nb::module_& m) {
       [](const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,
          const std::optional<ConstArray>& grad_world_rotations, const std::optional<ConstArray>& grad_world_positions,
          Array grad_rotations, std::optional<Array> grad_root_translation, Array grad_offsets) {
-        return is_double(rotations)
+        return is_double(rotations, "rotations")
                    ? backward<double>(parents, rotations, offsets, grad_world_rotations, grad_world_positions,
                                       grad_rotations, grad_root_translation, grad_offsets)
                    : backward<float>(parents, rotations, offsets, grad_world_rotations, grad_world_positions,

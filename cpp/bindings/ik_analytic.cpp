@@ -13,23 +13,8 @@ namespace {
 
 const std::vector<int64_t> kNoBatch;
 
-// The batch shape of positions (..., J, 3), and its size.
-struct Batch {
-  std::vector<int64_t> shape;
-  int64_t size = 1;
-};
-
 Batch positions_batch(const ConstArray& positions, int64_t num_joints) {
-  const auto shape = shape_of(positions);
-  const size_t n = shape.size();
-  if (n < 2 || shape[n - 1] != 3 || shape[n - 2] != num_joints)
-    throw nb::value_error(("positions must have shape (..., " + std::to_string(num_joints) + ", 3), got " +
-                           shape_string(shape))
-                              .c_str());
-  Batch batch;
-  batch.shape.assign(shape.begin(), shape.end() - 2);
-  for (int64_t d : batch.shape) batch.size *= d;
-  return batch;
+  return leading_batch(shape_of(positions), "positions", {num_joints, 3});
 }
 
 // reference: (J, 4) or (J, 3, 3) for every frame, or the positions' batch

@@ -15,11 +15,6 @@ namespace {
 
 const std::vector<int64_t> kShared;
 
-bool is_double(const ConstArray& a, const char* name) {
-  if (a.dtype() == nb::dtype<double>()) return true;
-  if (a.dtype() == nb::dtype<float>()) return false;
-  throw nb::type_error((std::string(name) + " must have dtype float32 or float64").c_str());
-}
 
 // An input of `trailing` shape per frame, either one per frame (leading
 // dimension `batch`) or one shared by every frame (no leading dimension;

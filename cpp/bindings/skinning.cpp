@@ -177,11 +177,6 @@ bool backward(SkinMethod method, const ConstArray& transforms, const ConstArray&
   return skin_backward<T>(method, in, g, g_t, g_v, g_w);
 }
 
-bool is_double(const ConstArray& transforms) {
-  if (transforms.dtype() == nb::dtype<double>()) return true;
-  if (transforms.dtype() == nb::dtype<float>()) return false;
-  throw nb::type_error("transforms must have dtype float32 or float64");
-}
 
 }  // namespace
 
@@ -191,7 +186,7 @@ void bind_skinning(nb::module_& m) {
       [](const std::string& method, const ConstArray& transforms, const ConstArray& vertices,
          const ConstArray& joint_indices, const ConstArray& weights, bool points, std::optional<Array> out) {
         const SkinMethod s = method_of(method);
-        return is_double(transforms) ? forward<double>(s, transforms, vertices, joint_indices, weights, points, out)
+        return is_double(transforms, "transforms") ? forward<double>(s, transforms, vertices, joint_indices, weights, points, out)
                                      : forward<float>(s, transforms, vertices, joint_indices, weights, points, out);
       },
       nb::arg("method"), nb::arg("transforms"), nb::arg("vertices"), nb::arg("joint_indices"), nb::arg("weights"),
@@ -204,7 +199,7 @@ void bind_skinning(nb::module_& m) {
          const ConstArray& joint_indices, const ConstArray& weights, bool points, const ConstArray& grad_out,
          Array grad_transforms, std::optional<Array> grad_vertices, std::optional<Array> grad_weights) {
         const SkinMethod s = method_of(method);
-        return is_double(transforms)
+        return is_double(transforms, "transforms")
                    ? backward<double>(s, transforms, vertices, joint_indices, weights, points, grad_out,
                                       grad_transforms, grad_vertices, grad_weights)
                    : backward<float>(s, transforms, vertices, joint_indices, weights, points, grad_out,
@@ -219,7 +214,7 @@ void bind_skinning(nb::module_& m) {
       "rigid_to_dual_quaternions",
       [](const ConstArray& transforms, Array out) {
         const Layout layout = transform_layout(transforms, false);
-        const bool dbl = is_double(transforms);
+        const bool dbl = is_double(transforms, "transforms");
         const int64_t count = layout.batch * layout.num_joints;
         int64_t bad;
         if (dbl) {
