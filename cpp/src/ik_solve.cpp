@@ -520,58 +520,73 @@ class Solver {
     for (int64_t j = J_; j-- > 0;) {
       T* M = &articulated_[j * 36];
       T* b = &bias_[j * 6];
-      // D = Sᵀ M S + (λ + mu) I with S = [I; 0]: the rotation block.
-      T* D = &factor_[j * 9];
+      // With M = [[A, B], [Bᵀ, C]] (3x3 blocks; S = [I; 0] picks the rotation)
+      // and L the rotation's own damping (regularisation curvature + mu I),
+      // D = A + L. Eliminating w_j leaves the parent the Schur complement
+      //   A - A D⁻¹ A = L - L D⁻¹ L,   B - A D⁻¹ B = L D⁻¹ B,   C - Bᵀ D⁻¹ B,
+      // (A = D - L), which is cheaper and free of A's cancellation.
+      T A[9], B[9], C[9], L[9];
       for (int i = 0; i < 3; ++i)
-        for (int c = 0; c < 3; ++c)
-          D[3 * i + c] = M[6 * i + c] + pull_curvature_[j * 9 + 3 * i + c] + (i == c ? mu : T(0));
-      if (!cholesky3(D)) return false;
+        for (int c = 0; c < 3; ++c) {
+          A[3 * i + c] = M[6 * i + c];
+          B[3 * i + c] = M[6 * i + 3 + c];
+          C[3 * i + c] = M[6 * (3 + i) + 3 + c];
+          L[3 * i + c] = pull_curvature_[j * 9 + 3 * i + c] + (i == c ? mu : T(0));
+        }
+      T factor[9];
+      for (int i = 0; i < 9; ++i) factor[i] = A[i] + L[i];
+      if (!cholesky3(factor)) return false;
+      T* Dinv = &factor_[j * 9];  // kept for the forward pass
+      for (int c = 0; c < 3; ++c) {
+        T e[3] = {T(c == 0), T(c == 1), T(c == 2)};
+        solve_lower(factor, e);
+        solve_upper(factor, e);
+        for (int i = 0; i < 3; ++i) Dinv[3 * i + c] = e[i];
+      }
       T* u = &torque_[j * 3];
       for (int i = 0; i < 3; ++i) u[i] = b[i] + pull_[j * 3 + i];
-      // K = D⁻¹ [M_top | u]: the rotation's response to the parent's twist and to the bias.
-      T K[3][7];
-#pragma GCC unroll 7
-      for (int c = 0; c < 7; ++c) {
-        T v[3];
-        for (int i = 0; i < 3; ++i) v[i] = c < 6 ? M[6 * i + c] : u[i];
-        solve_lower(D, v);
-        solve_upper(D, v);
-        for (int i = 0; i < 3; ++i) K[i][c] = v[i];
+      T Y[9], Du[3], BtDu[3], LDu[3], LDL[9], LY[9], BtY[9];
+      mul(Dinv, B, Y);       // D⁻¹ B
+      apply(Dinv, u, Du);    // D⁻¹ u
+      apply_t(B, Du, BtDu);  // Bᵀ D⁻¹ u
+      mul_at_b(B, Y, BtY);
+      if (p_->regularization > 0) {
+        T LDinv[9];
+        mul(L, Dinv, LDinv);
+        mul(LDinv, L, LDL);
+        mul(L, Y, LY);
+        apply(L, Du, LDu);
+      } else {  // L = mu I: scalar products
+        for (int i = 0; i < 9; ++i) LDL[i] = mu * mu * Dinv[i], LY[i] = mu * Y[i];
+        for (int i = 0; i < 3; ++i) LDu[i] = mu * Du[i];
       }
-      // Articulated inertia seen from the parent: M - U K with U = M S (its first three columns).
-      T reduced[36], rb[6];
-#pragma GCC unroll 6
-      for (int i = 0; i < 6; ++i) {
-#pragma GCC unroll 6
-        for (int c = i; c < 6; ++c)  // symmetric: the upper triangle, mirrored
-          reduced[6 * i + c] = reduced[6 * c + i] =
-              M[6 * i + c] - (M[6 * i] * K[0][c] + M[6 * i + 1] * K[1][c] + M[6 * i + 2] * K[2][c]);
-        rb[i] = b[i] - (M[6 * i] * K[0][6] + M[6 * i + 1] * K[1][6] + M[6 * i + 2] * K[2][6]);
+      T rb[6];
+      for (int i = 0; i < 9; ++i) {
+        A[i] = L[i] - LDL[i];
+        B[i] = LY[i];
+        C[i] -= BtY[i];
+      }
+      for (int i = 0; i < 3; ++i) {
+        rb[i] = b[i] - u[i] + LDu[i];  // b - A D⁻¹ u with A D⁻¹ = I - L D⁻¹
+        rb[3 + i] = b[3 + i] - BtDu[i];
       }
       const int32_t parent = p_->parents[j];
       if (parent < 0) {  // the base only translates: keep the velocity-velocity part
         T* P = &articulated_[J_ * 36];
-        for (int i = 3; i < 6; ++i) {
-          for (int c = 3; c < 6; ++c) P[6 * i + c] += reduced[6 * i + c];
-          bias_[J_ * 6 + i] += rb[i];
+        for (int i = 0; i < 3; ++i) {
+          for (int c = 0; c < 3; ++c) P[6 * (3 + i) + 3 + c] += C[3 * i + c];
+          bias_[J_ * 6 + 3 + i] += rb[3 + i];
         }
         continue;
       }
       // Xᵀ reduced X, Xᵀ rb with X = [[I, 0], [-[d]x, I]], d = p_j - p_parent.
-      // With reduced = [[A, B], [Bᵀ, C]] that is
+      // With the reduced inertia [[A, B], [Bᵀ, C]] that is
       // [[A - B[d]x + [d]xBᵀ - [d]xC[d]x, B + [d]xC], [(B + [d]xC)ᵀ, C]];
       // each product with [d]x is three cross products (b[d]x = b x d for a row b).
       T d[3];
       for (int i = 0; i < 3; ++i) d[i] = positions_[j * 3 + i] - positions_[parent * 3 + i];
       T* P = &articulated_[parent * 36];
       T* pb = &bias_[parent * 6];
-      T A[9], B[9], C[9];
-      for (int i = 0; i < 3; ++i)
-        for (int c = 0; c < 3; ++c) {
-          A[3 * i + c] = reduced[6 * i + c];
-          B[3 * i + c] = reduced[6 * i + 3 + c];
-          C[3 * i + c] = reduced[6 * (3 + i) + 3 + c];
-        }
       T Bd[9], dC[9], dCd[9];  // rows of B x d; columns d x C (stored by column); rows of ([d]xC) x d
       for (int i = 0; i < 3; ++i) {
         cross(&B[3 * i], d, &Bd[3 * i]);        // row i of B[d]x
@@ -625,14 +640,13 @@ class Solver {
         for (int i = 0; i < 3; ++i) V[i] = Vp[i], V[3 + i] = Vp[3 + i] + wd[i];
       }
       const T* M = &articulated_[j * 36];  // Uᵀ = the rotation rows of j's articulated inertia
-      T w[3];
+      T r[3], w[3];
       for (int i = 0; i < 3; ++i) {
         T s = torque_[j * 3 + i];
         for (int c = 0; c < 6; ++c) s += M[6 * i + c] * V[c];
-        w[i] = -s;
+        r[i] = -s;
       }
-      solve_lower(&factor_[j * 9], w);
-      solve_upper(&factor_[j * 9], w);
+      apply(&factor_[j * 9], r, w);  // D⁻¹, kept by the elimination
       for (int i = 0; i < 3; ++i) {
         x_[j * 3 + i] = w[i];
         V[i] += w[i];
@@ -682,7 +696,7 @@ class Solver {
   // term, their articulated versions, and the plain gradient.
   std::vector<T> inertia_, articulated_, linear_, bias_, gradient6_;
   std::vector<T> g_, x_;                         // gradient and step: w_j per joint, then the root translation
-  std::vector<T> factor_, torque_, pull_, pull_curvature_, twist_;  // per joint: Cholesky of D, u, pull, its curvature, V
+  std::vector<T> factor_, torque_, pull_, pull_curvature_, twist_;  // per joint: D⁻¹, u, pull, its curvature, V
   std::vector<T> prior_;
   std::vector<uint8_t> has_target_, whole_free_;  // per joint
   std::vector<int32_t> free_child_;              // per joint: the child whose bone its free twist turns about, or -1
