@@ -50,7 +50,7 @@ template <class T>
 void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
                 const ConstArray& target_joints, const ConstArray& targets,
                 const std::optional<ConstArray>& target_weights, const std::optional<ConstArray>& orientation_targets,
-                double orientation_weight, const ConstArray& init_rotations, const ConstArray& init_root,
+                double orientation_weight, const ConstArray& init_rotations, const std::optional<ConstArray>& init_root,
                 double regularization, double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits,
                 double huber_delta, int max_iters, double tol, bool sequential, Array& rotations, Array& root,
                 Array& error, Array& iterations, Array& converged) {
@@ -79,13 +79,15 @@ void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArra
   p.init_rotations = quaternions ? data_of<T>(init_rotations, "init", init_batch, {J, 4})
                                  : data_of<T>(init_rotations, "init", init_batch, {J, 3, 3});
   std::vector<T> roots;
-  if (init_root.ndim() == 1) {  // one start translation for every frame
-    const T* r = data_of<T>(init_root, "init_root", kNone, {3});
+  if (!init_root) {
+    p.init_root = nullptr;  // the solver starts from the first root's target
+  } else if (init_root->ndim() == 1) {  // one start translation for every frame
+    const T* r = data_of<T>(*init_root, "init_root", kNone, {3});
     roots.resize(p.batch * 3);
     for (int64_t b = 0; b < p.batch; ++b) std::copy(r, r + 3, roots.begin() + b * 3);
     p.init_root = roots.data();
   } else {
-    p.init_root = data_of<T>(init_root, "init_root", batch, {3});
+    p.init_root = data_of<T>(*init_root, "init_root", batch, {3});
   }
   p.regularization = static_cast<T>(regularization);
   p.root_regularization = static_cast<T>(root_regularization);
@@ -103,7 +105,7 @@ void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArra
       if (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3] == T(0))
         throw nb::value_error("init holds a zero quaternion, which is no rotation");
     }
-  require_finite(p.init_root, p.batch * 3, "init_root");
+  if (p.init_root) require_finite(p.init_root, p.batch * 3, "init_root");
   if (p.orientation_targets) require_finite(p.orientation_targets, p.batch * T_ * 9, "orientation_targets");
   if (p.target_weights)
     for (int64_t t = 0; t < T_; ++t)
@@ -132,7 +134,7 @@ void bind_ik_solve(nb::module_& m) {
       [](const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
          const ConstArray& target_joints, const ConstArray& targets, const std::optional<ConstArray>& target_weights,
          const std::optional<ConstArray>& orientation_targets, double orientation_weight,
-         const ConstArray& init_rotations, const ConstArray& init_root, double regularization,
+         const ConstArray& init_rotations, const std::optional<ConstArray>& init_root, double regularization,
          double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits, double huber_delta,
          int max_iters, double tol, bool sequential, Array rotations, Array root, Array error, Array iterations,
          Array converged) {
@@ -150,7 +152,7 @@ void bind_ik_solve(nb::module_& m) {
       },
       nb::arg("parents"), nb::arg("offsets"), nb::arg("rest_rotations"), nb::arg("target_joints"), nb::arg("targets"),
       nb::arg("target_weights").none(), nb::arg("orientation_targets").none(), nb::arg("orientation_weight"),
-      nb::arg("init_rotations"), nb::arg("init_root"), nb::arg("regularization"), nb::arg("root_regularization"), nb::arg("fixed_root"),
+      nb::arg("init_rotations"), nb::arg("init_root").none(), nb::arg("regularization"), nb::arg("root_regularization"), nb::arg("fixed_root"),
       nb::arg("limits").none(), nb::arg("huber_delta"), nb::arg("max_iters"), nb::arg("tol"), nb::arg("sequential"), nb::arg("rotations"), nb::arg("root"), nb::arg("error"),
       nb::arg("iterations"), nb::arg("converged"),
       "Levenberg-Marquardt IK over a batch (B, ...); init (B | -, J, 4 | 3x3), init_root (B | -, 3). Writes "

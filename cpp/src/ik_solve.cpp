@@ -199,6 +199,11 @@ class Solver {
     prior_.resize(J_ * 9);
     has_target_.assign(J_, 0);
     for (int64_t t = 0; t < p.num_targets; ++t) has_target_[p.target_joints[t]] = 1;
+    first_root_ = 0;
+    while (first_root_ < J_ && p.parents[first_root_] >= 0) ++first_root_;
+    root_target_ = -1;
+    for (int64_t t = p.num_targets; t-- > 0;)
+      if (p.target_joints[t] == first_root_) root_target_ = t;
     find_free_rotations();
   }
 
@@ -214,8 +219,13 @@ class Solver {
       }
     }
     std::copy(now_.local.begin(), now_.local.end(), prior_.begin());
-    std::copy(start_root, start_root + 3, now_.root);
-    std::copy(start_root, start_root + 3, prior_root_);
+    if (start_root) {
+      std::copy(start_root, start_root + 3, now_.root);
+    } else {  // the first root's target minus its offset, when it has one
+      for (int i = 0; i < 3; ++i)
+        now_.root[i] = root_target_ < 0 ? T(0) : targets_[root_target_ * 3 + i] - p_->offsets[first_root_ * 3 + i];
+    }
+    std::copy(now_.root, now_.root + 3, prior_root_);
     project(now_);
     evaluate(now_);
     int iterations = 0;
@@ -334,13 +344,12 @@ class Solver {
       mul_at_b(r, &prior_[j * 9], d);
       matrix_to_quat(d, q);
       const T angle = T(2) * std::atan2(dot(axis, q), q[3]);
+      if (angle == T(0)) continue;
       T v[3] = {angle * axis[0], angle * axis[1], angle * axis[2]}, turn[9], out[9];
       exp_map(v, turn);
       mul(r, turn, out);
       std::copy(out, out + 9, r);
-      for (int i = 0; i < 3; ++i) v[i] = -v[i];
-      exp_map(v, turn);
-      mul(turn, &s.local[c * 9], out);
+      mul_at_b(turn, &s.local[c * 9], out);  // the inverse turn is the transpose
       std::copy(out, out + 9, &s.local[c * 9]);
     }
   }
@@ -699,6 +708,7 @@ class Solver {
   std::vector<T> factor_, torque_, pull_, pull_curvature_, twist_;  // per joint: D⁻¹, u, pull, its curvature, V
   std::vector<T> prior_;
   std::vector<uint8_t> has_target_, whole_free_;  // per joint
+  int64_t first_root_ = 0, root_target_ = -1;       // the first root, and its position target or -1
   std::vector<int32_t> free_child_;              // per joint: the child whose bone its free twist turns about, or -1
   std::vector<uint8_t> position_below_, orientation_at_;  // scratch of find_free_rotations
   std::vector<int32_t> targeted_children_;
@@ -734,7 +744,9 @@ void ik_solve(const IkProblem<T>& p, const IkSolution<T>& out) {
   }
   const int64_t rotation_size = p.init_form == RotationForm::Quaternion ? 4 : 9;
   const auto start_of = [&](int64_t b) { return p.init_rotations + (p.init_shared ? 0 : b * J * rotation_size); };
-  const auto root_of = [&](int64_t b) { return p.init_root + (p.init_shared ? 0 : b * 3); };
+  const auto root_of = [&](int64_t b) -> const T* {
+    return p.init_root ? p.init_root + (p.init_shared ? 0 : b * 3) : nullptr;
+  };
   if (p.sequential) {
     Solver<T>& solver = thread_solver<T>();
     solver.reset(p);

@@ -33,7 +33,8 @@ struct IkProblem {
   const T* init_rotations;  // local rotations to start from: (B, J, 4 | 3x3), or (J, 4 | 3x3) when init_shared
   RotationForm init_form;   // xyzw quaternions (used as q / |q|) or matrices
   bool init_shared;         // one start pose for every frame
-  const T* init_root;       // (B, 3) root translation to start from, or (3,) when init_shared
+  const T* init_root;       // (B, 3) root translation to start from; null: the first root's target
+                            // minus its offset when it has one, else zero
   T regularization;         // weight of |log(P_jᵀ R_j)|² with P the start (or previous frame)
   T root_regularization;    // weight of |t - t_start|² for the root translation t
   bool fixed_root;          // keep init_root

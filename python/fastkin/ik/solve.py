@@ -192,11 +192,8 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     if orientation_weight != 1.0:  # (the checks below skip the defaults: this path is timed per frame)
         _require_number(orientation_weight, "orientation_weight", "a finite number >= 0", lambda v: v >= 0)
     start = context.rest_rotations if init is None else _start_rotations(skeleton, init, batch, dtype)
-    if init_root is not None:
-        root = _start_root(init_root, batch, dtype)
-    else:  # the first root's target minus its offset when it has one
-        hit = context.first_root if joints is None else _position(joint_indices, context.first_root)
-        root = context.zero_root if hit is None else flat_targets[:, hit] - context.offsets[context.first_root]  # (frames, 3), new
+    # None: the solver starts from the first root's target minus its offset (or zero).
+    root = None if init_root is None else np.ascontiguousarray(_start_root(init_root, batch, dtype))
     if regularization != 0.0:
         _require_number(regularization, "regularization", "a finite number >= 0", lambda v: v >= 0)
     limits = None
@@ -229,7 +226,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
         orientations,
         float(orientation_weight),
         start,
-        root if root.flags.c_contiguous else np.ascontiguousarray(root),
+        root,
         float(regularization) * context.size**2,
         float(regularization) if sequential else 0.0,
         bool(fixed_root),
@@ -262,8 +259,6 @@ class _Context:
     rest_matrices: np.ndarray
     rest_rotations: np.ndarray
     all_joints: np.ndarray
-    first_root: int
-    zero_root: np.ndarray
     size: float  # extent of the rest pose (the skeleton's 'height'), at least 1e-12
     default_tol: float
 
@@ -286,8 +281,6 @@ def _context(skeleton: Skeleton, dtype) -> _Context:
             rest_matrices=frozen(quat_to_matrix(skeleton.rest_rotations)),
             rest_rotations=frozen(skeleton.rest_rotations),
             all_joints=read_only(np.arange(skeleton.num_joints, dtype=np.int32)),
-            first_root=int(np.flatnonzero(skeleton.parents < 0)[0]),
-            zero_root=frozen(np.zeros(3)),
             size=size,
             default_tol=(1e-9 if np.dtype(dtype) == np.float64 else 1e-5) * size,
         )
@@ -301,10 +294,6 @@ def _require_number(value: Any, name: str, what: str, ok) -> None:
     if not (math.isfinite(value) and ok(value)):
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
-
-def _position(values: np.ndarray, wanted: int) -> int | None:
-    hits = np.flatnonzero(values == wanted)
-    return int(hits[0]) if len(hits) else None
 
 
 def _float_input(value: Any, name: str) -> np.ndarray:
