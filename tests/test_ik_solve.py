@@ -160,3 +160,21 @@ def test_threads_give_the_same_answer(rng):
         fastkin.set_num_threads(before)
     np.testing.assert_array_equal(single.rotations, pooled.rotations)
     np.testing.assert_array_equal(single.iterations, pooled.iterations)
+
+
+def test_free_rotations_keep_the_start(rng):
+    """Rotations the targets leave free come back as started: a joint with
+    no target below it, the twist of a joint with one bone below it, and the
+    share of a joint whose only child sits on it (a zero-length bone)."""
+    #   0 root -> 1 -> 2 (on 1) -> 3 -> 4 (untargeted leaf)
+    offsets = [[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 1, 0], [0.5, 0, 0]]
+    skeleton = fastkin.Skeleton([-1, 0, 1, 2, 3], offsets)
+    truth = random_pose(rng, (4,), 5)
+    targets = fastkin.fk_batch(skeleton, truth)[1][:, :4]
+    result = fastkin.ik.solve(skeleton, targets, joints=[0, 1, 2, 3])
+    assert result.converged.all() and result.error.max() < 1e-9
+    posed = fastkin.fk_batch(skeleton, result.rotations, result.root_translation)[1]
+    np.testing.assert_allclose(posed[:, :4], targets, atol=1e-9)
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    for joint in (2, 4):  # the zero-length joint keeps its start; so does the untargeted leaf
+        np.testing.assert_allclose(np.abs(result.rotations[:, joint] @ identity), 1.0, atol=1e-9)

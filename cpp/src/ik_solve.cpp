@@ -303,6 +303,7 @@ class Solver {
       if (p_->orientation_targets) orientation_at[k] = 1;
     }
     free_child_.assign(J_, -1);
+    pass_through_.assign(J_, 1);  // until a targeted child with a bone is found
     for (int64_t j = J_; j-- > 0;) {
       const int32_t parent = p_->parents[j];
       if (parent < 0) continue;
@@ -311,14 +312,65 @@ class Solver {
       if (position_below[j] || has_target_[j]) {
         ++targeted_children[parent];
         free_child_[parent] = static_cast<int32_t>(j);
+        const T* o = p_->offsets + j * 3;
+        if (dot(o, o) > T(0)) pass_through_[parent] = 0;
       }
     }
     whole_free_.assign(J_, 0);
     for (int64_t j = 0; j < J_; ++j) {
       const bool pinned = orientation_at[j] || p_->limits;
       whole_free_[j] = !pinned && !position_below[j];
-      if (pinned || targeted_children[j] != 1) free_child_[j] = -1;  // no single free twist axis
+      pass_through_[j] = pass_through_[j] && !pinned && targeted_children[j] > 0;
+      if (pinned || targeted_children[j] != 1 || pass_through_[j]) free_child_[j] = -1;  // no single free twist axis
     }
+  }
+
+  // A joint whose targeted children all sit on it (zero-length bones, as in
+  // CMU skeletons) shares its rotation with them: only the products
+  // R_j R_c matter. R_j <- R_j G, R_c <- Gᵀ R_c keeps every product, and G,
+  // the rotation nearest to the mean of R_c P_cᵀ over the children (P: the
+  // start), keeps the children as near their start as one G can.
+  void keep_children_near_start(State<T>& s, int64_t j) const {
+    T mean[9] = {};
+    for (int64_t c = j + 1; c < J_; ++c) {
+      if (p_->parents[c] != j) continue;
+      T d[9];
+      mul_a_bt(&s.local[c * 9], &prior_[c * 9], d);
+      for (int i = 0; i < 9; ++i) mean[i] += d[i];
+    }
+    T g[9];
+    if (!nearest_rotation(mean, g)) return;  // the children's turns cancel: leave them
+    T out[9];
+    mul(&s.local[j * 9], g, out);
+    std::copy(out, out + 9, &s.local[j * 9]);
+    for (int64_t c = j + 1; c < J_; ++c) {
+      if (p_->parents[c] != j) continue;
+      mul_at_b(g, &s.local[c * 9], out);
+      std::copy(out, out + 9, &s.local[c * 9]);
+    }
+  }
+
+  // The rotation nearest to m (its polar factor) by Newton's iteration
+  // Q <- (Q + Q⁻ᵀ) / 2. False when m is (nearly) singular or a reflection.
+  static bool nearest_rotation(const T* m, T* q) {
+    std::copy(m, m + 9, q);
+    for (int iteration = 0; iteration < 30; ++iteration) {
+      const T det = q[0] * (q[4] * q[8] - q[5] * q[7]) - q[1] * (q[3] * q[8] - q[5] * q[6]) +
+                    q[2] * (q[3] * q[7] - q[4] * q[6]);
+      if (!(det > T(1e-12) * (dot(q, q) + dot(q + 3, q + 3) + dot(q + 6, q + 6)))) return false;
+      // Q⁻ᵀ = cofactor(Q) / det
+      const T cof[9] = {q[4] * q[8] - q[5] * q[7], q[5] * q[6] - q[3] * q[8], q[3] * q[7] - q[4] * q[6],
+                        q[2] * q[7] - q[1] * q[8], q[0] * q[8] - q[2] * q[6], q[1] * q[6] - q[0] * q[7],
+                        q[1] * q[5] - q[2] * q[4], q[2] * q[3] - q[0] * q[5], q[0] * q[4] - q[1] * q[3]};
+      T change = 0;
+      for (int i = 0; i < 9; ++i) {
+        const T next = T(0.5) * (q[i] + cof[i] / det);
+        change = std::max(change, std::abs(next - q[i]));
+        q[i] = next;
+      }
+      if (change <= T(4) * std::numeric_limits<T>::epsilon()) return true;
+    }
+    return true;
   }
 
   // Where the targets leave a rotation free, the start's is kept: a joint
@@ -331,6 +383,10 @@ class Solver {
       T* r = &s.local[j * 9];
       if (whole_free_[j]) {
         std::copy(&prior_[j * 9], &prior_[j * 9] + 9, r);
+        continue;
+      }
+      if (pass_through_[j]) {
+        keep_children_near_start(s, j);
         continue;
       }
       const int32_t c = free_child_[j];
@@ -707,7 +763,7 @@ class Solver {
   std::vector<T> g_, x_;                         // gradient and step: w_j per joint, then the root translation
   std::vector<T> factor_, torque_, pull_, pull_curvature_, twist_;  // per joint: D⁻¹, u, pull, its curvature, V
   std::vector<T> prior_;
-  std::vector<uint8_t> has_target_, whole_free_;  // per joint
+  std::vector<uint8_t> has_target_, whole_free_, pass_through_;  // per joint
   int64_t first_root_ = 0, root_target_ = -1;       // the first root, and its position target or -1
   std::vector<int32_t> free_child_;              // per joint: the child whose bone its free twist turns about, or -1
   std::vector<uint8_t> position_below_, orientation_at_;  // scratch of find_free_rotations
