@@ -112,7 +112,7 @@ CASES = {
     "ik_bad_limits": ("fastkin.ik.solve(sk, np.zeros((4, 3)), joint_limits=np.ones((4, 3, 2)) * [1, -1])", "ValueError", "joint_limits must be finite with min <= max"),
     "ik_integer_targets_are_fine_but_strings_not": ("fastkin.ik.solve(sk, np.array([['a'] * 3] * 4))", "TypeError", "targets must be float32 or float64"),
     "ik_sequence_needs_frames": ("fastkin.ik.solve_sequence(sk, np.zeros((4, 3)))", "ValueError", "targets must have shape (F, T, 3)"),
-    "raw_ik_bad_joints_dtype": ("_core.ik_solve(sk.parents, np.ones((4, 3)), np.tile(np.eye(3), (4, 1, 1)), np.arange(4), np.zeros((1, 4, 3)), None, None, 1.0, np.tile([0.0, 0, 0, 1], (4, 1)), np.zeros(3), 0.0, 0.0, False, None, 0.0, 10, 1e-9, False, np.empty((1, 4, 4)), np.empty((1, 3)), np.empty(1), np.empty(1, np.int32), np.empty(1, bool))", "TypeError", "joints must be a 1-D int32 array"),
+    "raw_ik_bad_joints_dtype": ("_core.ik_solve(sk._kernel_data, np.arange(4), np.zeros((1, 4, 3)), None, None, 1.0, np.tile([0.0, 0, 0, 1], (4, 1)), None, 0.0, 0.0, False, None, 0.0, 10, 1e-9, False, np.empty((1, 4, 4)), np.empty((1, 3)), np.empty(1), np.empty(1, np.int32), np.empty(1, bool))", "TypeError", "joints must be a 1-D int32 array"),
     # two-bone and FABRIK IK
     "two_bone_nan_target": ("t0[3, 1] = np.nan; two(r0, m0, e0, t0)", "ValueError", "target must be finite"),
     "two_bone_inf_root": ("r0[0, 0] = np.inf; two(r0, m0, e0, t0)", "ValueError", "root must be finite"),

@@ -5,6 +5,7 @@
 
 #include "arrays.h"
 #include "module.h"
+#include "skeleton_data.h"
 
 namespace fastkin::bindings {
 namespace {
@@ -117,15 +118,6 @@ bool backward(const ConstArray& parents, const ConstArray& rotations, const Cons
   return fk_backward<T>(in, g_r, g_p, grads);
 }
 
-// A skeleton's parents and offsets, checked once and kept in both dtypes, so
-// the common call (the skeleton's own offsets) passes one array fewer and
-// skips the parents check.
-struct SkeletonData {
-  std::vector<int32_t> parents;
-  std::vector<float> offsets_float;
-  std::vector<double> offsets_double;
-};
-
 template <class T>
 bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
                       const std::optional<ConstArray>& root_translation, Array& world_rotations,
@@ -137,11 +129,7 @@ bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
   in.batch = layout.batch;
   in.form = layout.form;
   in.rotations = static_cast<const T*>(checked_rotations<T>(rotations, "rotations", layout, in.num_joints));
-  if constexpr (sizeof(T) == 4) {
-    in.offsets = skeleton.offsets_float.data();
-  } else {
-    in.offsets = skeleton.offsets_double.data();
-  }
+  in.offsets = skeleton.offsets<T>();
   in.offsets_batched = false;
   in.root_translation = checked_root<T>(root_translation, layout);
   return run_forward<T>(in, layout, world_rotations, world_positions);
@@ -163,17 +151,21 @@ nb::object fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
 }  // namespace
 
 void bind_fk(nb::module_& m) {
-  nb::class_<SkeletonData>(m, "SkeletonData", "A Skeleton's parents and offsets as the kernels read them.")
+  nb::class_<SkeletonData>(m, "SkeletonData", "A Skeleton's constant data as the kernels read it.")
       .def(
           "__init__",
-          [](SkeletonData* self, const ConstArray& parents, const ConstArray& offsets) {
+          [](SkeletonData* self, const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest) {
             const int32_t* p = checked_parents(parents);
             const int64_t J = static_cast<int64_t>(parents.shape(0));
             const auto* o = static_cast<const double*>(checked<double>(offsets, "offsets", kNoBatch, {J, 3}));
+            const auto* r = static_cast<const double*>(checked<double>(rest, "rest", kNoBatch, {J, 3, 3}));
+            std::vector<int32_t> all(J);
+            for (int64_t j = 0; j < J; ++j) all[j] = static_cast<int32_t>(j);
             new (self) SkeletonData{std::vector<int32_t>(p, p + J), std::vector<float>(o, o + 3 * J),
-                                    std::vector<double>(o, o + 3 * J)};
+                                    std::vector<double>(o, o + 3 * J), std::vector<float>(r, r + 9 * J),
+                                    std::vector<double>(r, r + 9 * J), std::move(all)};
           },
-          nb::arg("parents"), nb::arg("offsets"));
+          nb::arg("parents"), nb::arg("offsets"), nb::arg("rest_rotations"));
   m.def(
       "fk_skeleton",
       [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation) {

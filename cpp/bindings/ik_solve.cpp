@@ -8,6 +8,7 @@
 
 #include "arrays.h"
 #include "module.h"
+#include "skeleton_data.h"
 
 namespace fastkin::bindings {
 namespace {
@@ -47,21 +48,25 @@ const int32_t* checked_indices(const ConstArray& a, const char* name, int64_t li
 }
 
 template <class T>
-void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
-                const ConstArray& target_joints, const ConstArray& targets,
+void solve(const SkeletonData& skeleton, const std::optional<ConstArray>& target_joints, const ConstArray& targets,
                 const std::optional<ConstArray>& target_weights, const std::optional<ConstArray>& orientation_targets,
                 double orientation_weight, const ConstArray& init_rotations, const std::optional<ConstArray>& init_root,
                 double regularization, double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits,
                 double huber_delta, int max_iters, double tol, bool sequential, Array& rotations, Array& root,
                 Array& error, Array& iterations, Array& converged) {
   IkProblem<T> p{};
-  p.parents = checked_parents(parents);
-  p.num_joints = static_cast<int64_t>(parents.shape(0));
+  p.parents = skeleton.parents.data();
+  p.num_joints = skeleton.num_joints();
   const int64_t J = p.num_joints;
-  p.offsets = data_of<T>(offsets, "offsets", kNone, {J, 3});
-  p.rest_rotations = data_of<T>(rest_rotations, "rest_rotations", kNone, {J, 3, 3});
-  p.target_joints = checked_indices(target_joints, "joints", J);
-  p.num_targets = static_cast<int64_t>(target_joints.shape(0));
+  p.offsets = skeleton.offsets<T>();
+  p.rest_rotations = skeleton.rest<T>();
+  if (target_joints) {
+    p.target_joints = checked_indices(*target_joints, "joints", J);
+    p.num_targets = static_cast<int64_t>(target_joints->shape(0));
+  } else {  // every joint
+    p.target_joints = skeleton.all_joints.data();
+    p.num_targets = J;
+  }
   const int64_t T_ = p.num_targets;
   if (targets.ndim() != 3) throw nb::value_error("targets must have shape (B, T, 3)");
   p.batch = static_cast<int64_t>(targets.shape(0));
@@ -131,26 +136,25 @@ void solve(const ConstArray& parents, const ConstArray& offsets, const ConstArra
 void bind_ik_solve(nb::module_& m) {
   m.def(
       "ik_solve",
-      [](const ConstArray& parents, const ConstArray& offsets, const ConstArray& rest_rotations,
-         const ConstArray& target_joints, const ConstArray& targets, const std::optional<ConstArray>& target_weights,
+      [](const SkeletonData& skeleton, const std::optional<ConstArray>& target_joints, const ConstArray& targets, const std::optional<ConstArray>& target_weights,
          const std::optional<ConstArray>& orientation_targets, double orientation_weight,
          const ConstArray& init_rotations, const std::optional<ConstArray>& init_root, double regularization,
          double root_regularization, bool fixed_root, const std::optional<ConstArray>& limits, double huber_delta,
          int max_iters, double tol, bool sequential, Array rotations, Array root, Array error, Array iterations,
          Array converged) {
         if (targets.dtype() == nb::dtype<double>())
-          return solve<double>(parents, offsets, rest_rotations, target_joints, targets, target_weights,
+          return solve<double>(skeleton, target_joints, targets, target_weights,
                                orientation_targets, orientation_weight, init_rotations, init_root, regularization,
                                root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential,
                                rotations, root, error, iterations, converged);
         if (targets.dtype() == nb::dtype<float>())
-          return solve<float>(parents, offsets, rest_rotations, target_joints, targets, target_weights,
+          return solve<float>(skeleton, target_joints, targets, target_weights,
                               orientation_targets, orientation_weight, init_rotations, init_root, regularization,
                               root_regularization, fixed_root, limits, huber_delta, max_iters, tol, sequential,
                               rotations, root, error, iterations, converged);
         throw nb::type_error("targets must have dtype float32 or float64");
       },
-      nb::arg("parents"), nb::arg("offsets"), nb::arg("rest_rotations"), nb::arg("target_joints"), nb::arg("targets"),
+      nb::arg("skeleton"), nb::arg("target_joints").none(), nb::arg("targets"),
       nb::arg("target_weights").none(), nb::arg("orientation_targets").none(), nb::arg("orientation_weight"),
       nb::arg("init_rotations"), nb::arg("init_root").none(), nb::arg("regularization"), nb::arg("root_regularization"), nb::arg("fixed_root"),
       nb::arg("limits").none(), nb::arg("huber_delta"), nb::arg("max_iters"), nb::arg("tol"), nb::arg("sequential"), nb::arg("rotations"), nb::arg("root"), nb::arg("error"),

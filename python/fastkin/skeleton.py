@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._backend import read_only
+from .rotations import quat_to_matrix
 
 __all__ = ["Skeleton"]
 
@@ -72,7 +73,7 @@ class Skeleton:
         self._names = names
         self._index = {n: j for j, n in enumerate(names)}
         self._torch_cache: dict = {}
-        self._kernel_data = _core.SkeletonData(self._parents, self._offsets)
+        self._kernel_data = _core.SkeletonData(self._parents, self._offsets, quat_to_matrix(self._rest_rotations))
 
     # -- read-only data ---------------------------------------------------------------------------
 

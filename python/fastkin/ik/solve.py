@@ -173,8 +173,8 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     dtype = targets.dtype
     context = _context(skeleton, dtype)
     J = skeleton.num_joints
-    joint_indices = context.all_joints if joints is None else _joint_indices(skeleton, joints)
-    count = len(joint_indices)
+    joint_indices = None if joints is None else _joint_indices(skeleton, joints)  # None: every joint
+    count = J if joints is None else len(joint_indices)
     if targets.ndim < 2 or targets.shape[-2:] != (count, 3):
         raise ValueError(f"targets must have shape (..., {count}, 3) for {count} target joints, got {targets.shape}")
     batch = targets.shape[:-2]
@@ -217,9 +217,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     iterations = np.empty(frames, np.int32)
     converged = np.empty(frames, np.bool_)
     _core.ik_solve(
-        skeleton.parents,
-        context.offsets,
-        context.rest_matrices,
+        skeleton._kernel_data,
         joint_indices,
         flat_targets,
         target_weights,
@@ -255,10 +253,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
 class _Context:
     """What every solve of a skeleton needs, made once per dtype."""
 
-    offsets: np.ndarray
-    rest_matrices: np.ndarray
     rest_rotations: np.ndarray
-    all_joints: np.ndarray
     size: float  # extent of the rest pose (the skeleton's 'height'), at least 1e-12
     default_tol: float
 
@@ -277,10 +272,7 @@ def _context(skeleton: Skeleton, dtype) -> _Context:
 
         size = max(extent, float(np.abs(skeleton.offsets).max()), 1e-12)
         context = _Context(
-            offsets=frozen(skeleton.offsets),
-            rest_matrices=frozen(quat_to_matrix(skeleton.rest_rotations)),
             rest_rotations=frozen(skeleton.rest_rotations),
-            all_joints=read_only(np.arange(skeleton.num_joints, dtype=np.int32)),
             size=size,
             default_tol=(1e-9 if np.dtype(dtype) == np.float64 else 1e-5) * size,
         )
