@@ -219,19 +219,20 @@ def motion_methods(robust_scale: float) -> dict:
         "solve": lambda sk, t: _pose_of(fastkin.ik.solve(sk, t)),
         "solve + Huber": lambda sk, t: _pose_of(fastkin.ik.solve(sk, t, robust=robust_scale * _height(sk))),
     }
+    # (rotations, root translation, median iterations or None)
     analytic = getattr(fastkin.ik, "analytic", None)
     if analytic is not None:
 
         def run_analytic(sk, t):
             rotations, root = _analytic_pose(analytic(sk, t))
-            return (fastkin.rotations.matrix_to_quat(rotations) if rotations.shape[-1] == 3 else rotations), root
+            return (fastkin.rotations.matrix_to_quat(rotations) if rotations.shape[-1] == 3 else rotations), root, None
 
         methods = {"analytic": run_analytic, **methods}
     return methods
 
 
 def _pose_of(result):
-    return result.rotations, result.root_translation
+    return result.rotations, result.root_translation, float(np.median(result.iterations))
 
 
 def _height(skeleton) -> float:
@@ -259,7 +260,7 @@ def real_motion_rows(noise_levels=(0.0, 0.005, 0.02)) -> list[str]:
             targets = clean + rng.normal(scale=noise * height, size=clean.shape)
             for method, run in motion_methods(0.01).items():
                 start = time.perf_counter()
-                rotations, root = run(skeleton, targets)
+                rotations, root, iterations = run(skeleton, targets)
                 seconds = time.perf_counter() - start
                 posed = fastkin.fk_batch(skeleton, rotations, root)[1]
                 error = np.linalg.norm(posed - clean, axis=-1) / height  # against the clean positions
@@ -269,6 +270,7 @@ def real_motion_rows(noise_levels=(0.0, 0.005, 0.02)) -> list[str]:
                 rows.append(
                     f"| {path.name} ({len(motion)} frames) | {noise:.1%} | {method} | {error.max():.1e} / {np.median(error):.1e} | "
                     f"{(error.max(axis=-1) < 1e-6).mean():.1%} | {angle.mean():.2f} / {angle[..., inner].mean():.2f} | "
+                    f"{'—' if iterations is None else f'{iterations:.0f}'} | "
                     f"{'yes' if finite else '**no**'}, {seconds / len(motion) * 1e6:.0f} µs/frame |"
                 )
     return rows
@@ -312,6 +314,11 @@ def report(rows: dict, quick: bool, sizes: dict, load, real_rows: list[str]) -> 
             f"{cell(None if batch is None else 1e6 / batch, ',.0f')} | {r['max_error']:.1e} | {r['within']:.1%} | "
             f"{cell(r.get('iterations'), '.0f')} | {r['geodesic_all']:.2f} / {r['geodesic_inner']:.2f} |"
         )
+    lines += [
+        "",
+        "pytorch_kinematics is not in the table: its IK (`PseudoInverseIK`) solves one serial chain for one "
+        "end-effector pose, so this problem (a tree with a position target on every joint) cannot be posed to it.",
+    ]
     lines += ["", "## Targets", ""]
     solve, pinocchio, analytic = rows.get("fastkin.ik.solve"), rows.get("Pinocchio LM (Python loop)"), rows.get("fastkin.ik.analytic")
     if solve:
@@ -336,8 +343,8 @@ def report(rows: dict, quick: bool, sizes: dict, load, real_rows: list[str]) -> 
         "rotations over all joints / joints with children (a single child leaves the twist about the bone free, and "
         "a leaf's rotation moves nothing: the rest pose is kept there). Huber threshold: 1% of the height.",
         "",
-        "| motion | noise | method | position error max / median | within 1e-6 | geodesic all / inner (°) | finite, time |",
-        "|---|---:|---|---:|---:|---:|---|",
+        "| motion | noise | method | position error max / median | within 1e-6 | geodesic all / inner (°) | median iterations | finite, time |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
         *real_rows,
     ]
     if quick:
