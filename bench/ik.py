@@ -100,26 +100,20 @@ def fastkin_solve(frames: int, single: int, repeats: int) -> dict:
     return out
 
 
-def fastkin_analytic(frames: int, repeats: int) -> Optional[dict]:
-    analytic = getattr(fastkin.ik, "analytic", None)
-    if analytic is None:
-        return None
+def fastkin_analytic(frames: int, repeats: int) -> dict:
     truth, root, targets = make_problem(frames, 1)
-    result = analytic(SKELETON, targets)
-    rotations, root_translation = _analytic_pose(result)
-    out = accuracy(fastkin.rotations.matrix_to_quat(rotations) if rotations.shape[-1] == 3 else rotations, root_translation, targets, truth)
-    out["batch_us"] = best_time(lambda: analytic(SKELETON, targets), repeats) / frames * 1e6
+    out = accuracy(*_analytic_pose(SKELETON, targets), targets, truth)
+    out["batch_us"] = best_time(lambda: fastkin.ik.analytic(SKELETON, targets), repeats) / frames * 1e6
     start = time.perf_counter()
-    analytic(SKELETON, targets[0])
+    fastkin.ik.analytic(SKELETON, targets[0])
     out["single_us"] = (time.perf_counter() - start) * 1e6
     return out
 
 
-def _analytic_pose(result):
-    """(rotations, root translation) from what fastkin.ik.analytic returns."""
-    if isinstance(result, tuple):
-        return result[0], result[1]
-    return result.rotations, result.root_translation
+def _analytic_pose(skeleton, targets):
+    """fastkin.ik.analytic's answer as (quaternions, root translation)."""
+    rotations, root = fastkin.ik.analytic(skeleton, targets)
+    return fastkin.rotations.matrix_to_quat(rotations), root
 
 
 def pinocchio_lm(frames: int, max_iters: int = 100) -> Optional[dict]:
@@ -215,20 +209,11 @@ REAL_MOTIONS = ("train/cmu-bvh/01_01.bvh", "test/bvh/pybvh_cmu_12_01_walk.bvh")
 
 def motion_methods(robust_scale: float) -> dict:
     """name -> (skeleton, targets) -> (quaternions, root translation)."""
-    methods = {
+    return {  # each gives (rotations, root translation, median iterations or None)
+        "analytic": lambda sk, t: (*_analytic_pose(sk, t), None),
         "solve": lambda sk, t: _pose_of(fastkin.ik.solve(sk, t)),
         "solve + Huber": lambda sk, t: _pose_of(fastkin.ik.solve(sk, t, robust=robust_scale * _height(sk))),
     }
-    # (rotations, root translation, median iterations or None)
-    analytic = getattr(fastkin.ik, "analytic", None)
-    if analytic is not None:
-
-        def run_analytic(sk, t):
-            rotations, root = _analytic_pose(analytic(sk, t))
-            return (fastkin.rotations.matrix_to_quat(rotations) if rotations.shape[-1] == 3 else rotations), root, None
-
-        methods = {"analytic": run_analytic, **methods}
-    return methods
 
 
 def _pose_of(result):

@@ -553,9 +553,8 @@ class Solver {
       }
     }
     for (int i = 0; i < 3; ++i) {
-      g_[J_ * 3 + i] = p_->fixed_root ? T(0) : gradient6_[J_ * 6 + 3 + i];
-      if (p_->root_regularization > 0 && !p_->fixed_root)
-        g_[J_ * 3 + i] += p_->root_regularization * (s.root[i] - prior_root_[i]);
+      root_pull_[i] = p_->fixed_root ? T(0) : p_->root_regularization * (s.root[i] - prior_root_[i]);
+      g_[J_ * 3 + i] = p_->fixed_root ? T(0) : gradient6_[J_ * 6 + 3 + i] + root_pull_[i];
     }
   }
 
@@ -684,7 +683,7 @@ class Solver {
       for (int i = 0; i < 3; ++i)
         for (int c = 0; c < 3; ++c) C[3 * i + c] = P[6 * (3 + i) + 3 + c] + (i == c ? p_->root_regularization + mu : T(0));
       if (!cholesky3(C)) return false;
-      for (int i = 0; i < 3; ++i) t[i] = -(bias_[J_ * 6 + 3 + i] + (g_[J_ * 3 + i] - gradient6_[J_ * 6 + 3 + i]));
+      for (int i = 0; i < 3; ++i) t[i] = -(bias_[J_ * 6 + 3 + i] + root_pull_[i]);
       solve_lower(C, t);
       solve_upper(C, t);
       for (int i = 0; i < 3; ++i) base[3 + i] = x_[J_ * 3 + i] = t[i];
@@ -770,6 +769,7 @@ class Solver {
   std::vector<int32_t> targeted_children_;
   const T* positions_ = nullptr;  // joint positions of the state the model was built at
   T prior_root_[3] = {0, 0, 0};
+  T root_pull_[3] = {0, 0, 0};  // gradient of the root translation's regularisation
   State<T> now_, next_;
   const T* targets_ = nullptr;
   const T* orientations_ = nullptr;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 #include "dispatch.h"
@@ -57,21 +56,14 @@ template <class T>
 InfluenceCheck check_influences(int64_t num_vertices, int64_t num_influences, int64_t num_joints,
                                 const int32_t* joint_indices, const T* weights) {
   InfluenceCheck check;
-  const int64_t count = num_vertices * num_influences;
-  // One branch-free pass (vectorised) in the common case that all is well.
-  bool bad = false;
-  for (int64_t i = 0; i < count; ++i) {
-    bad |= static_cast<uint32_t>(joint_indices[i]) >= static_cast<uint64_t>(num_joints);
-    bad |= !(weights[i] >= T(0) && weights[i] < std::numeric_limits<T>::infinity());
-  }
   for (int64_t v = 0; v < num_vertices; ++v) {
     const int32_t* joints = joint_indices + v * num_influences;
     const T* w = weights + v * num_influences;
     T sum = 0;
     for (int64_t k = 0; k < num_influences; ++k) {
-      if (bad && static_cast<uint32_t>(joints[k]) >= static_cast<uint64_t>(num_joints))
+      if (static_cast<uint32_t>(joints[k]) >= static_cast<uint64_t>(num_joints))
         return {InfluenceCheck::JointIndex, v, k, 0};
-      if (bad && !(w[k] >= T(0) && std::isfinite(w[k]))) return {InfluenceCheck::BadWeight, v, k, 0};
+      if (!(w[k] >= T(0) && std::isfinite(w[k]))) return {InfluenceCheck::BadWeight, v, k, 0};
       sum += w[k];
     }
     if (!(sum > T(0))) return {InfluenceCheck::ZeroWeights, v, -1, 0};
