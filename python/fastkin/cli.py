@@ -5,6 +5,8 @@
                               skeleton, frames, fps and channels of a BVH, ASF/AMC or glTF file
     fastkin ik POSITIONS.npy --skeleton FILE.bvh -o OUT.bvh
                               solve a motion from joint positions and write it as BVH
+    fastkin train ikgat --data DIR... --skeleton FILE --out DIR
+                              train a learned IK model (also under torchrun)
     fastkin bench NAME [ARGS] run bench/NAME.py from a fastkin checkout (ARGS go to it)
 """
 
@@ -33,6 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     ik.add_argument("--fps", type=float, default=None, help="frame rate of the output (default: the skeleton file's)")
     ik.add_argument("--smoothness", type=float, default=1e-4, help="pull of each frame towards the previous one (unit-free)")
     ik.add_argument("--quiet", action="store_true", help="no progress bar")
+    train = commands.add_parser("train", help="train a learned IK model (runs under torchrun too)")
+    train.add_argument("model", choices=["ikgat"], help="which model")
+    train.add_argument("--data", type=Path, nargs="+", required=True, help="folders or files of BVH / ASF-AMC / glTF motion")
+    train.add_argument("--skeleton", type=Path, required=True, help="a .bvh (or .glb) whose skeleton the model is for")
+    train.add_argument("--out", type=Path, required=True, help="folder for model.pt, model.json, checkpoint.pt, log.jsonl")
+    train.add_argument("--holdout-data", type=Path, nargs="*", default=[], help="more motion to validate on, never trained on")
+    train.add_argument("--holdout-takes", nargs="*", default=None, help="take names (file stems) held out of --data")
+    train.add_argument("--holdout-subjects", nargs="*", default=None, help="subjects (CMU: before the first _) held out")
+    for name, kind in (("steps", int), ("batch-size", int), ("learning-rate", float), ("fps", float), ("seed", int),
+                       ("validate-every", int), ("fk-weight", float)):
+        train.add_argument(f"--{name}", type=kind, default=None)
+    for name in ("width", "layers", "heads", "hops"):
+        train.add_argument(f"--{name}", type=int, default=None, help="model size")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
     bench = commands.add_parser("bench", help="run a benchmark from bench/ in a fastkin checkout")
     bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
     bench.add_argument("--bench-dir", type=Path, default=None, help="folder holding the bench scripts (default: ./bench)")
@@ -57,7 +74,41 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as error:
             print(f"fastkin ik: {error}", file=sys.stderr)
             return 1
+    if args.command == "train":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        try:
+            return _train(args)
+        except (OSError, ValueError) as error:
+            print(f"fastkin train: {error}", file=sys.stderr)
+            return 1
     return _run_benchmark(args.name, args.bench_dir, rest)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .learned import TrainConfig, train_ikgat
+
+    config = TrainConfig()
+    settings = {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "fps", "seed", "validate_every",
+                                              "fk_weight", "holdout_takes", "holdout_subjects")}
+    config = replace(config, **{k: v for k, v in settings.items() if v is not None})
+    sizes = {k: getattr(args, k) for k in ("width", "layers", "heads", "hops") if getattr(args, k) is not None}
+    config = replace(config, model={**config.model, **sizes})
+    skeleton = _skeleton_of(args.skeleton)
+    result = train_ikgat(args.data, skeleton, args.out, config, holdout_data=args.holdout_data, resume=args.resume,
+                         progress=not args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
+def _skeleton_of(path: Path):
+    import fastkin
+
+    if path.suffix.lower() in (".glb", ".gltf"):
+        return fastkin.io.load_gltf(path)[0].skeleton
+    return fastkin.io.load_bvh(path).skeleton
 
 
 def solve_positions_file(positions: Path, skeleton_file: Path, output: Path, fps: float | None = None,

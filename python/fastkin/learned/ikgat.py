@@ -1,0 +1,228 @@
+"""IK-GAT: joint positions -> local rotations in one forward pass, by graph
+attention over a known skeleton (see docs/learned.md for the design)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._backend import is_torch
+from ..bone_frames import bone_frames, bone_world_to_local
+from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
+from ..skeleton import Skeleton
+
+__all__ = ["IKGAT", "hop_distances"]
+
+
+class IKGAT(nn.Module):
+    """Graph-attention IK for one skeleton (its hierarchy and rest frames;
+    bone lengths may vary: inputs are normalised by the mean bone length).
+
+    Each joint is a token whose input is its root-relative position and its
+    offset from its parent, divided by the pose's mean bone length, embedded
+    by a per-joint linear map. ``layers`` pre-norm transformer blocks follow,
+    whose multi-head attention is restricted to joints within ``hops`` edges
+    of each other on the parent-child graph, with a learned bias per head and
+    joint pair. A per-joint linear head gives a 6D rotation (first two
+    columns) in the joint's bone-aligned world frame (see
+    :func:`fastkin.local_to_bone_world`), turned into local rotations with
+    :func:`fastkin.bone_world_to_local`.
+
+    Args:
+        skeleton: the :class:`fastkin.Skeleton` the model is for.
+        width: token width.
+        layers: number of attention blocks.
+        heads: attention heads per block (must divide ``width``).
+        hops: attention reach on the skeleton graph.
+        expansion: hidden width of each block's MLP, as a multiple of ``width``.
+
+    Example:
+        >>> import numpy as np, fastkin
+        >>> from fastkin.learned import IKGAT
+        >>> walk = fastkin.data.default_motion()
+        >>> model = IKGAT(walk.skeleton, width=16, layers=1)
+        >>> rotations, root = model.predict(walk.positions()[:4])
+        >>> rotations.shape, root.shape
+        ((4, 38, 4), (4, 3))
+    """
+
+    def __init__(self, skeleton: Skeleton, width: int = 64, layers: int = 4, heads: int = 4, hops: int = 3,
+                 expansion: int = 2) -> None:
+        super().__init__()
+        if not isinstance(skeleton, Skeleton):
+            raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
+        for name, value in (("width", width), ("layers", layers), ("heads", heads), ("hops", hops),
+                            ("expansion", expansion)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if width % heads:
+            raise ValueError(f"heads ({heads}) must divide width ({width})")
+        self.skeleton = skeleton
+        self.config = dict(width=width, layers=layers, heads=heads, hops=hops, expansion=expansion)
+        j = skeleton.num_joints
+        parents = np.asarray(skeleton.parents)
+        self.register_buffer("parents", torch.from_numpy(np.where(parents < 0, np.arange(j), parents)))
+        lengths = np.linalg.norm(skeleton.offsets, axis=1)
+        self.register_buffer("has_bone", torch.from_numpy((parents >= 0) & (lengths > 1e-9 * max(lengths.max(), 1e-300))))
+        reach = torch.from_numpy(hop_distances(parents) <= hops)
+        self.register_buffer("blocked", ~reach)
+        self.embed_weight = nn.Parameter(torch.randn(j, 6, width) / math.sqrt(6))
+        self.embed_bias = nn.Parameter(torch.zeros(j, width))
+        self.blocks = nn.ModuleList(_Block(width, heads, expansion, j) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+        self.head_weight = nn.Parameter(torch.zeros(j, width, 6))
+        # Untrained, the model answers the rest pose.
+        rest = matrix_to_rot6d(torch.from_numpy(bone_frames(skeleton)).float())
+        self.head_bias = nn.Parameter(rest.clone())
+
+    def features(self, positions: torch.Tensor) -> torch.Tensor:
+        """``(B, J, 6)`` token inputs of ``(B, J, 3)`` positions: root-relative
+        position and offset from the parent, over the mean bone length."""
+        relative = positions - positions[:, :1]
+        from_parent = positions - positions[:, self.parents]
+        bones = from_parent[:, self.has_bone].norm(dim=-1)
+        scale = bones.mean(dim=1).clamp_min(1e-12)[:, None, None] if bones.shape[1] else 1.0
+        return torch.cat([relative, from_parent], dim=-1) / scale
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        """``(B, J, 3)`` positions -> ``(B, J, 3, 3)`` bone-aligned world rotations."""
+        x = torch.einsum("bjf,jfw->bjw", self.features(positions), self.embed_weight) + self.embed_bias
+        for block in self.blocks:
+            x = block(x, self.blocked)
+        x = self.norm(x)
+        rot6d = torch.einsum("bjw,jwk->bjk", x, self.head_weight) + self.head_bias
+        return rot6d_to_matrix(rot6d)
+
+    def num_parameters(self) -> int:
+        """The number of trained parameters.
+
+        Example:
+            >>> import fastkin
+            >>> from fastkin.learned import IKGAT
+            >>> IKGAT(fastkin.data.default_motion().skeleton).num_parameters() > 100_000
+            True
+        """
+        return sum(p.numel() for p in self.parameters())
+
+    def predict(self, positions: Any, *, skeleton: Skeleton | None = None, refine: bool = False,
+                refine_iters: int = 5, batch_size: int = 4096) -> tuple[Any, Any]:
+        """Local rotations and root translation for joint positions.
+
+        Args:
+            positions: ``(..., J, 3)`` joint positions (numpy or torch).
+            skeleton: the body the positions belong to, if its bone lengths
+                differ from the model's skeleton (same hierarchy); its rest
+                frames turn the prediction into local rotations and
+                ``refine`` fits its bones.
+            refine: start :func:`fastkin.ik.solve` from the prediction for
+                ``refine_iters`` iterations, so that the pose reaches the
+                positions exactly while the twist stays learned.
+            batch_size: frames per forward pass.
+
+        Returns:
+            ``(rotations (..., J, 4) xyzw, root_translation (..., 3))``:
+            numpy for numpy input (float64), torch for torch input (its dtype;
+            differentiable when ``refine`` is False).
+        """
+        skeleton = self._body(skeleton)
+        torch_in = is_torch(positions)
+        x = positions if torch_in else torch.as_tensor(np.asarray(positions, dtype=np.float64))
+        j = self.skeleton.num_joints
+        if x.ndim < 2 or tuple(x.shape[-2:]) != (j, 3):
+            raise ValueError(f"positions must have shape (..., {j}, 3), got {tuple(x.shape)}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"positions must be floating point, got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("positions must be finite (they hold NaN or infinity)")
+        batch = x.shape[:-2]
+        flat = x.reshape(-1, j, 3)
+        device = next(self.parameters()).device
+        grad = torch_in and torch.is_grad_enabled() and not refine
+        with torch.set_grad_enabled(grad):
+            parts = [self._local(flat[i : i + batch_size].to(device, torch.float32), skeleton)
+                     for i in range(0, max(len(flat), 1), batch_size)]
+            local = torch.cat(parts) if parts else torch.empty(0, j, 3, 3)
+        local = local.to(x.dtype if torch_in else torch.float64)
+        root = flat[:, 0].to(local.dtype) - torch.tensor(np.array(skeleton.offsets[0]), dtype=local.dtype)
+        rotations = matrix_to_quat(local)
+        if refine:
+            rotations, root = _refine(skeleton, flat, rotations, root, refine_iters)
+        rotations = rotations.reshape(*batch, j, 4)
+        root = root.reshape(*batch, 3)
+        if torch_in:
+            return rotations.to(x.dtype), root.to(x.dtype)
+        return rotations.detach().numpy(), root.detach().numpy()
+
+    def _local(self, positions: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
+        return bone_world_to_local(skeleton, self(positions))
+
+    def _body(self, skeleton: Skeleton | None) -> Skeleton:
+        if skeleton is None:
+            return self.skeleton
+        if not isinstance(skeleton, Skeleton):
+            raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
+        if not np.array_equal(skeleton.parents, self.skeleton.parents):
+            raise ValueError("skeleton must have the model skeleton's hierarchy (the same parents)")
+        return skeleton
+
+
+class _Block(nn.Module):
+    """Pre-norm attention over the skeleton graph, then an MLP."""
+
+    def __init__(self, width: int, heads: int, expansion: int, joints: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.pair_bias = nn.Parameter(torch.zeros(heads, joints, joints))
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, expansion * width), nn.SiLU(), nn.Linear(expansion * width, width))
+
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        b, j, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, j, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        bias = self.pair_bias.masked_fill(blocked, float("-inf"))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        x = x + self.out(attended.transpose(1, 2).reshape(b, j, w))
+        return x + self.mlp(self.norm2(x))
+
+
+def hop_distances(parents: Any) -> np.ndarray:
+    """``(J, J)`` number of parent-child edges between every pair of joints
+    (a large number between trees of a forest).
+
+    Example:
+        >>> from fastkin.learned import hop_distances
+        >>> hop_distances([-1, 0, 1, 0])
+        array([[0, 1, 2, 1],
+               [1, 0, 1, 2],
+               [2, 1, 0, 3],
+               [1, 2, 3, 0]])
+    """
+    parents = np.asarray(parents)
+    j = len(parents)
+    far = 1 << 20
+    distance = np.full((j, j), far, dtype=np.int64)
+    np.fill_diagonal(distance, 0)
+    for child, parent in enumerate(parents):
+        if parent >= 0:
+            distance[child, parent] = distance[parent, child] = 1
+    for k in range(j):  # Floyd-Warshall: J is small
+        distance = np.minimum(distance, distance[:, k : k + 1] + distance[k : k + 1, :])
+    return np.minimum(distance, far)
+
+
+def _refine(skeleton: Skeleton, positions: torch.Tensor, rotations: torch.Tensor, root: torch.Tensor,
+            iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..ik import solve
+
+    result = solve(skeleton, positions.detach().cpu().numpy().astype(np.float64),
+                   init=rotations.detach().cpu().numpy().astype(np.float64),
+                   init_root=root.detach().cpu().numpy().astype(np.float64), max_iters=iterations)
+    return torch.from_numpy(result.rotations), torch.from_numpy(result.root_translation)
