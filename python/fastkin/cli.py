@@ -7,6 +7,7 @@
                               solve a motion from joint positions and write it as BVH
     fastkin train ikgat --data DIR... --skeleton FILE --out DIR
                               train a learned IK model (also under torchrun)
+    fastkin bench [--out DIR]  the main job: learned vs analytic vs iterative IK on held-out CMU motion
     fastkin bench NAME [ARGS] run bench/NAME.py from a fastkin checkout (ARGS go to it)
 """
 
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     bench = commands.add_parser("bench", help="run a benchmark from bench/ in a fastkin checkout")
-    bench.add_argument("name", choices=BENCHMARKS, help="which benchmark")
+    bench.add_argument("name", nargs="?", choices=BENCHMARKS, default=None,
+                       help="a benchmark from bench/; without it, the main job: learned IK against analytic and iterative IK")
+    bench.add_argument("--out", type=Path, default=Path("bench/results/learned"), help="folder for the main job's report")
     bench.add_argument("--bench-dir", type=Path, default=None, help="folder holding the bench scripts (default: ./bench)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "info":
@@ -82,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as error:
             print(f"fastkin train: {error}", file=sys.stderr)
             return 1
+    if args.name is None:
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        from .learned import run_benchmark
+
+        run_benchmark(args.out)
+        return 0
     return _run_benchmark(args.name, args.bench_dir, rest)
 
 

@@ -2,20 +2,23 @@
 rotations in one forward pass, with the data pipeline and training loop that
 make them (see docs/learned.md). Needs torch."""
 
-from .augment import Augmentation, Batch, augmented_batch, height, mirror_pairs, up_axis
+from .augment import Augmentation, Batch, aligned_frames, augmented_batch, height, mirror_pairs, up_axis
 from .checkpoint import load_model, load_weights, save_model, skeleton_from_json, skeleton_to_json
 from .conform import CMU_ASF_TO_BVH, Conformed, conform
 from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
 from .ikgat import IKGAT, hop_distances
+from .pretrained import PRETRAINED, load_pretrained
+from .report import run_benchmark
 from .train import TrainConfig, ik_loss, train_ikgat, validate
 
 __all__ = [
-    "Augmentation", "Batch", "augmented_batch", "height", "mirror_pairs", "up_axis",
+    "Augmentation", "Batch", "aligned_frames", "augmented_batch", "height", "mirror_pairs", "up_axis",
     "load_model", "load_weights", "save_model", "skeleton_from_json", "skeleton_to_json",
     "CMU_ASF_TO_BVH", "Conformed", "conform",
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
     "IKGAT", "hop_distances",
+    "PRETRAINED", "load_pretrained", "run_benchmark",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip

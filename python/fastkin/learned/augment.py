@@ -15,7 +15,7 @@ from ..rotations import quat_multiply
 from ..skeleton import Skeleton
 from .dataset import MotionDataset
 
-__all__ = ["Augmentation", "Batch", "augmented_batch", "mirror_pairs", "up_axis", "height"]
+__all__ = ["Augmentation", "Batch", "aligned_frames", "augmented_batch", "mirror_pairs", "up_axis", "height"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Batch(NamedTuple):
     """One training batch (torch tensors, float32)."""
 
     skeleton: Skeleton  # every pose's hierarchy and rest frames (one body per batch)
+    frames: np.ndarray  # (J, 3, 3) its rest bone frames, aligned to the dataset skeleton's (aligned_frames)
     rotations: object  # (B, J, 4) local xyzw quaternions: the targets
     offsets: object  # (B, J, 3) bone offsets after jitter
     positions: object  # (B, J, 3) exact joint positions (fk_batch)
@@ -92,7 +93,7 @@ def augmented_batch(dataset: MotionDataset, size: int, rng: np.random.Generator,
     sigma = rng.uniform(0.0, augmentation.noise, size) * (rng.random(size) < 0.5) * height(skeleton)
     noise = rng.normal(0.0, 1.0, positions.shape) * sigma[:, None, None]
     inputs = positions + torch.from_numpy(noise.astype(np.float32))
-    return Batch(skeleton, rotations_t, offsets_t, positions, inputs)
+    return Batch(skeleton, aligned_frames(skeleton, dataset.skeleton), rotations_t, offsets_t, positions, inputs)
 
 
 def up_axis(skeleton: Skeleton) -> int:
@@ -121,7 +122,7 @@ def height(skeleton: Skeleton) -> float:
         >>> import fastkin
         >>> from fastkin.learned import height
         >>> round(height(fastkin.data.default_motion().skeleton), 1)  # CMU units (x 0.056444 = metres)
-        30.0
+        24.2
     """
     rest = fk_batch(skeleton, skeleton.rest_rotations)[1]
     return float(np.ptp(rest[:, up_axis(skeleton)]))
@@ -187,3 +188,43 @@ def _lateral_axis(skeleton: Skeleton, rest: np.ndarray) -> int | None:
     if not paired.any():
         return None
     return int(np.argmax(np.abs(rest[paired] - rest[pairs[paired]]).sum(axis=0)))
+
+
+def aligned_frames(skeleton: Skeleton, reference: Skeleton) -> np.ndarray:
+    """``(J, 3, 3)`` rest bone frames of ``skeleton`` that follow the frames
+    of ``reference`` (same hierarchy, other bone lengths): each is the
+    reference's frame turned by the smallest rotation that takes its bone
+    onto ``skeleton``'s. Unlike :func:`fastkin.bone_frames`, whose second axis
+    jumps when a bone crosses a tie between world axes, these change
+    continuously with the bones, so every body of one hierarchy shares one
+    convention for the twist.
+
+    Example:
+        >>> import numpy as np, fastkin
+        >>> from fastkin.learned import aligned_frames
+        >>> walk = fastkin.data.default_motion()
+        >>> frames = aligned_frames(walk.skeleton, walk.skeleton)
+        >>> bool(np.allclose(frames, fastkin.bone_frames(walk.skeleton)))
+        True
+    """
+    from ..bone_frames import bone_frames
+
+    key = ("aligned_frames", id(reference))
+    cached = skeleton._torch_cache.get(key)
+    if cached is not None and cached[0] is reference:
+        return cached[1]
+    target = bone_frames(reference)
+    a, b = target[:, :, 0], bone_frames(skeleton)[:, :, 0]
+    v = np.cross(a, b)
+    c = np.sum(a * b, axis=1)
+    skew = np.zeros((len(a), 3, 3))
+    skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -v[:, 2], v[:, 1], -v[:, 0]
+    skew -= skew.transpose(0, 2, 1)
+    opposite = c < -0.999
+    turn = np.eye(3) + skew + skew @ skew / np.maximum(1.0 + c, 1e-3)[:, None, None]
+    # A bone that points against the reference's: half a turn about the frame's second axis.
+    u = target[opposite, :, 1]
+    turn[opposite] = 2.0 * u[:, :, None] * u[:, None, :] - np.eye(3)
+    frames = turn @ target
+    skeleton._torch_cache[key] = (reference, frames)
+    return frames

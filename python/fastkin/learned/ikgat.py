@@ -15,6 +15,7 @@ from .._backend import is_torch
 from ..bone_frames import bone_frames, bone_world_to_local
 from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
 from ..skeleton import Skeleton
+from .augment import aligned_frames
 
 __all__ = ["IKGAT", "hop_distances"]
 
@@ -131,7 +132,11 @@ class IKGAT(nn.Module):
         """
         skeleton = self._body(skeleton)
         torch_in = is_torch(positions)
-        x = positions if torch_in else torch.as_tensor(np.asarray(positions, dtype=np.float64))
+        if not torch_in:
+            positions = np.asarray(positions)
+            if positions.dtype.kind != "f":
+                raise TypeError(f"positions must be floating point, got {positions.dtype}")
+        x = positions if torch_in else torch.from_numpy(positions.astype(np.float64))
         j = self.skeleton.num_joints
         if x.ndim < 2 or tuple(x.shape[-2:]) != (j, 3):
             raise ValueError(f"positions must have shape (..., {j}, 3), got {tuple(x.shape)}")
@@ -159,7 +164,8 @@ class IKGAT(nn.Module):
         return rotations.detach().numpy(), root.detach().numpy()
 
     def _local(self, positions: torch.Tensor, skeleton: Skeleton) -> torch.Tensor:
-        return bone_world_to_local(skeleton, self(positions))
+        frames = None if skeleton is self.skeleton else aligned_frames(skeleton, self.skeleton)
+        return bone_world_to_local(skeleton, self(positions), frames=frames)
 
     def _body(self, skeleton: Skeleton | None) -> Skeleton:
         if skeleton is None:

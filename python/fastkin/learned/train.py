@@ -60,8 +60,8 @@ def ik_loss(model: Any, batch: Batch, fk_weight: float = 1.0, local_weight: floa
     """
     truth = quat_to_matrix(batch.rotations)
     predicted_world = model(batch.inputs)
-    world = geodesic_angle(predicted_world, local_to_bone_world(batch.skeleton, truth)).mean()
-    predicted_local = bone_world_to_local(batch.skeleton, predicted_world)
+    world = geodesic_angle(predicted_world, local_to_bone_world(batch.skeleton, truth, frames=batch.frames)).mean()
+    predicted_local = bone_world_to_local(batch.skeleton, predicted_world, frames=batch.frames)
     local = geodesic_angle(predicted_local, truth).mean()
     positions = fk_batch(batch.skeleton, predicted_local, offsets=batch.offsets)[1]
     bone = batch.offsets.norm(dim=-1).mean()

@@ -1,0 +1,36 @@
+"""Pretrained models shipped inside the package (weights + description;
+how each was trained is in its description and in docs/learned.md)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import load_model
+
+__all__ = ["PRETRAINED", "load_pretrained"]
+
+# Name -> what it is.
+PRETRAINED = {
+    "ikgat-cmu": "IK-GAT for the CMU 31-joint skeleton (38 joints with end sites), trained on ../shared/data/train "
+                 "without take 01_01; validated on 01_01 and subject 12's walk",
+}
+
+
+def load_pretrained(name: str = "ikgat-cmu") -> Any:
+    """A shipped model, ready for ``model.predict`` (evaluation mode, CPU).
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import load_pretrained
+        >>> model = load_pretrained("ikgat-cmu")
+        >>> walk = fastkin.data.default_motion()
+        >>> rotations, root = model.predict(walk.positions()[:2], skeleton=walk.skeleton)
+        >>> rotations.shape
+        (2, 38, 4)
+    """
+    if name not in PRETRAINED:
+        raise ValueError(f"no pretrained model {name!r}; shipped: {sorted(PRETRAINED)}")
+    folder = Path(str(resources.files(__package__).joinpath("weights")))
+    return load_model(folder / name)
