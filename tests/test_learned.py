@@ -328,3 +328,24 @@ def test_benchmark_writes_its_report_and_plots(walk, tmp_path):
     assert len(result["speed"]) == 4 and all(s["batch1_fps"] > 0 for s in result["speed"])
     if plots:
         assert all((tmp_path / f).stat().st_size > 0 for f in ("error_per_joint.png", "error_vs_noise.png", "speed.png"))
+
+
+def test_twist_error_separates_twist_from_swing(walk):
+    """A turn about a joint's own bone is all twist; a turn about an axis
+    across the bone, seen at the joint's child, is none."""
+    skeleton = walk.skeleton
+    truth = walk.rotations[100]
+    elbow = skeleton.index("LeftForeArm")
+    bone = skeleton.offsets[skeleton.index("LeftHand")]
+    local_axis = bone / np.linalg.norm(bone)  # the bone in the elbow's frame (rest rotations are identity)
+    for angle in (0.3, -1.0, 2.5):
+        twisted = truth.copy()
+        turn = fastkin.rotations.axis_angle_to_quat(local_axis * angle)
+        twisted[elbow] = fastkin.rotations.quat_multiply(truth[elbow], turn)
+        error = learned.twist_errors(skeleton, twisted, truth)
+        assert error[elbow] == pytest.approx(abs(np.degrees(angle)), abs=1e-6)
+        across = np.cross(local_axis, [0.0, 0.0, 1.0])
+        swung = truth.copy()
+        swung[elbow] = fastkin.rotations.quat_multiply(truth[elbow], fastkin.rotations.axis_angle_to_quat(
+            across / np.linalg.norm(across) * angle))
+        assert learned.twist_errors(skeleton, swung, truth)[elbow] == pytest.approx(0.0, abs=1e-6)
