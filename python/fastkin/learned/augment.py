@@ -22,6 +22,11 @@ __all__ = ["Augmentation", "Batch", "aligned_frames", "augmented_batch", "mirror
 class Augmentation:
     """What :func:`augmented_batch` varies.
 
+    Example:
+        >>> from fastkin.learned import Augmentation
+        >>> Augmentation(noise=0.0).bone_jitter
+        0.05
+
     Attributes:
         heading: turn every pose by a random angle about the vertical axis.
         mirror: probability of mirroring a batch left/right (joints are
@@ -40,7 +45,16 @@ class Augmentation:
 
 
 class Batch(NamedTuple):
-    """One training batch (torch tensors, float32)."""
+    """One training batch (torch tensors, float32), from :func:`augmented_batch`.
+
+    Example:
+        >>> import numpy as np, fastkin
+        >>> from fastkin.learned import MotionDataset, augmented_batch
+        >>> walk = fastkin.data.default_motion()
+        >>> data = MotionDataset([fastkin.data.path("cmu_12_01_walk.bvh")], walk.skeleton, progress=False)
+        >>> augmented_batch(data, 2, np.random.default_rng(0)).frames.shape
+        (38, 3, 3)
+    """
 
     skeleton: Skeleton  # every pose's hierarchy and rest frames (one body per batch)
     frames: np.ndarray  # (J, 3, 3) its rest bone frames, aligned to the dataset skeleton's (aligned_frames)

@@ -43,7 +43,14 @@ def save_model(model: Any, path: PathLike, record: dict | None = None) -> None:
 
 def load_model(path: PathLike) -> Any:
     """The model saved by :func:`save_model` at ``path`` (with or without
-    suffix), in evaluation mode. Its training record is ``model.record``."""
+    suffix), in evaluation mode. Its training record is ``model.record``.
+
+    Example:
+        >>> from fastkin.learned import load_model
+        >>> load_model("no/such/model")
+        Traceback (most recent call last):
+        FileNotFoundError: no model description no/such/model.json
+    """
     from .ikgat import IKGAT
 
     path = Path(path)
@@ -68,7 +75,16 @@ def load_model(path: PathLike) -> Any:
 
 def load_weights(path: PathLike) -> dict:
     """A checkpoint's tensors, read with ``torch.load(weights_only=True)``:
-    a file holding pickled code or objects is refused with a ValueError."""
+    a file holding pickled code or objects is refused with a ValueError.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from fastkin.learned import load_weights
+        >>> path = tempfile.mkdtemp() + "/w.pt"
+        >>> torch.save({"w": torch.ones(2)}, path)
+        >>> load_weights(path)
+        {'w': tensor([1., 1.])}
+    """
     import pickle
 
     import torch
@@ -84,7 +100,16 @@ def load_weights(path: PathLike) -> dict:
 
 def write_atomically(path: PathLike, write: Any) -> None:
     """Calls ``write(file)`` on a temporary file beside ``path``, then
-    renames it over ``path``: a crash never leaves a half-written file."""
+    renames it over ``path``: a crash never leaves a half-written file.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from fastkin.learned.checkpoint import write_atomically
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+        >>> write_atomically(path, lambda f: f.write(b"done"))
+        >>> path.read_text()
+        'done'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -98,7 +123,14 @@ def write_atomically(path: PathLike, write: Any) -> None:
 
 
 def skeleton_to_json(skeleton: Skeleton) -> dict:
-    """A skeleton as plain JSON data (see :func:`skeleton_from_json`)."""
+    """A skeleton as plain JSON data (see :func:`skeleton_from_json`).
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import skeleton_to_json
+        >>> sorted(skeleton_to_json(fastkin.Skeleton([-1], [[0, 0, 0]])))
+        ['names', 'offsets', 'parents', 'rest_rotations']
+    """
     return {"parents": skeleton.parents.tolist(), "offsets": skeleton.offsets.tolist(),
             "rest_rotations": skeleton.rest_rotations.tolist(), "names": list(skeleton.names)}
 

@@ -37,7 +37,15 @@ REST_DIRECTION_TOLERANCE = 25.0
 
 
 class Conformed(NamedTuple):
-    """A motion on a target skeleton's layout (see :func:`conform`)."""
+    """A motion on a target skeleton's layout (see :func:`conform`).
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import conform
+        >>> walk = fastkin.data.default_motion()
+        >>> conform(walk, walk.skeleton)._fields
+        ('skeleton', 'rotations', 'root_translation')
+    """
 
     skeleton: Skeleton  # the target's parents, names and rest rotations; the source's bone lengths
     rotations: np.ndarray  # (T, J, 4) xyzw local rotations

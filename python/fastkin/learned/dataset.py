@@ -24,7 +24,16 @@ MOTION_SUFFIXES = (".bvh", ".amc", ".glb", ".gltf")
 
 
 class Take(NamedTuple):
-    """One motion clip on the dataset's skeleton layout."""
+    """One motion clip on the dataset's skeleton layout.
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import MotionDataset
+        >>> walk = fastkin.data.default_motion()
+        >>> take = MotionDataset([fastkin.data.path("cmu_12_01_walk.bvh")], walk.skeleton, progress=False).takes[0]
+        >>> take.name, take.rotations.shape
+        ('cmu_12_01_walk', (131, 38, 4))
+    """
 
     name: str  # the take, e.g. "01_01"
     subject: str  # who performed it, e.g. "01"
@@ -131,12 +140,28 @@ class MotionDataset:
         return positions, rotations
 
     def positions(self, take: int) -> np.ndarray:
-        """``(T, J, 3)`` float32 joint positions of take ``take`` (an index into ``takes``)."""
+        """``(T, J, 3)`` float32 joint positions of take ``take`` (an index into ``takes``).
+
+        Example:
+            >>> import fastkin
+            >>> from fastkin.learned import MotionDataset
+            >>> walk = fastkin.data.default_motion()
+            >>> MotionDataset([fastkin.data.path("cmu_12_01_walk.bvh")], walk.skeleton, progress=False).positions(0).shape
+            (131, 38, 3)
+        """
         t = self.takes[take]
         return fk_batch(self.skeletons[t.skeleton], t.rotations, t.root_translation)[1]
 
     def frames_per_skeleton(self) -> np.ndarray:
-        """Frame count of each entry of ``skeletons`` (for sampling)."""
+        """Frame count of each entry of ``skeletons`` (for sampling).
+
+        Example:
+            >>> import fastkin
+            >>> from fastkin.learned import MotionDataset
+            >>> walk = fastkin.data.default_motion()
+            >>> MotionDataset([fastkin.data.path("cmu_12_01_walk.bvh")], walk.skeleton, progress=False).frames_per_skeleton()
+            array([131])
+        """
         counts = np.zeros(len(self.skeletons), dtype=np.int64)
         for t in self.takes:
             counts[t.skeleton] += len(t.rotations)

@@ -73,7 +73,15 @@ def twist_errors(skeleton: Skeleton, predicted: Any, truth: Any) -> np.ndarray:
 
 
 def mpjpe(skeleton: Skeleton, rotations: Any, root_translation: Any, positions: Any) -> float:
-    """Mean distance between the joints of FK of ``rotations`` and ``positions``."""
+    """Mean distance between the joints of FK of ``rotations`` and ``positions``.
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import mpjpe
+        >>> walk = fastkin.data.default_motion()[:3]
+        >>> mpjpe(walk.skeleton, walk.rotations, walk.root_translation, walk.positions()) < 1e-12
+        True
+    """
     posed = fk_batch(skeleton, np.asarray(rotations, np.float64), np.asarray(root_translation, np.float64))[1]
     return float(np.linalg.norm(posed - positions, axis=-1).mean())
 

@@ -30,7 +30,13 @@ __all__ = ["TrainConfig", "train_ikgat", "ik_loss", "validate"]
 
 @dataclass
 class TrainConfig:
-    """Settings of :func:`train_ikgat` (all recorded beside the weights)."""
+    """Settings of :func:`train_ikgat` (all recorded beside the weights).
+
+    Example:
+        >>> from fastkin.learned import TrainConfig
+        >>> TrainConfig(steps=100).model["width"]
+        64
+    """
 
     steps: int = 20000
     batch_size: int = 256
@@ -57,6 +63,16 @@ def ik_loss(model: Any, batch: Batch, fk_weight: float = 1.0, local_weight: floa
     ``fk_weight`` times the mean joint distance between
     :func:`fastkin.fk_batch` of the predicted rotations and the true
     positions, over the mean bone length.
+
+    Example:
+        >>> import numpy as np, fastkin
+        >>> from fastkin.learned import IKGAT, MotionDataset, augmented_batch, ik_loss
+        >>> walk = fastkin.data.default_motion()
+        >>> data = MotionDataset([fastkin.data.path("cmu_12_01_walk.bvh")], walk.skeleton, progress=False)
+        >>> loss, parts = ik_loss(IKGAT(walk.skeleton, width=8, layers=1), augmented_batch(data, 4, np.random.default_rng(0)))
+        >>> loss.backward()
+        >>> sorted(parts)
+        ['fk', 'local_deg', 'loss', 'world_deg']
     """
     truth = quat_to_matrix(batch.rotations)
     predicted_world = model(batch.inputs)
@@ -110,6 +126,17 @@ def train_ikgat(data: Sequence[Any], skeleton: Skeleton, out: Any, config: Train
     trained on; they form the validation set. Under ``torchrun`` each process
     draws its own batches and gradients are averaged; only rank 0 validates
     and writes. Returns the last validation.
+
+    Example (a few steps of a tiny model):
+        >>> import tempfile, fastkin
+        >>> from fastkin.learned import TrainConfig, load_model, train_ikgat
+        >>> walk = fastkin.data.path("cmu_12_01_walk.bvh")
+        >>> config = TrainConfig(steps=2, batch_size=4, validate_every=2, holdout_takes=(),
+        ...                      model=dict(width=8, layers=1, heads=2, hops=2, expansion=2))
+        >>> out = tempfile.mkdtemp()
+        >>> last = train_ikgat([walk], fastkin.io.load_bvh(walk).skeleton, out, config, progress=False)
+        >>> last["step"], load_model(out + "/model").config["width"]
+        (2, 8)
     """
     import torch
 
