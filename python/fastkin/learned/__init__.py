@@ -6,6 +6,7 @@ from .augment import Augmentation, Batch, augmented_batch, height, mirror_pairs,
 from .checkpoint import load_model, load_weights, save_model, skeleton_from_json, skeleton_to_json
 from .conform import CMU_ASF_TO_BVH, Conformed, conform
 from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
+from .fast_inference import CompiledIKGAT
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
 from .ikgat import IKGAT, hop_distances
 from .train import TrainConfig, ik_loss, train_ikgat, validate
@@ -16,6 +17,6 @@ __all__ = [
     "CMU_ASF_TO_BVH", "Conformed", "conform",
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
-    "IKGAT", "hop_distances",
+    "IKGAT", "hop_distances", "CompiledIKGAT",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip

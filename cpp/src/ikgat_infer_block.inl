@@ -1,0 +1,247 @@
+// The IKGAT forward pass for a block of frames, compiled once per
+// instruction set (included by ikgat_infer_{scalar,avx2,avx512}.cpp, each
+// with its own FASTKIN_ISA_NS and tile sizes).
+//
+// Activations are token-major: one row of Wp floats per (frame, joint), rows
+// padded to the product tile height, so the linear maps are plain matrix
+// products over all the block's tokens at once. Attention runs per frame
+// over each joint's neighbour list only.
+//
+// Nothing in here calls std:: or Eigen: an inline function instantiated
+// under AVX-512 flags could be merged by the linker into the scalar build.
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>  // std::index_sequence (a type only; no code)
+
+#include "ikgat_infer_kernels.h"
+
+namespace fastkin::detail::FASTKIN_ISA_NS {
+namespace {
+
+#include "simd_vectors.inl"
+#include "ikgat_infer_math.inl"
+#include "ikgat_infer_matmul.inl"
+
+// Tokens of one frame: x[j] = features_j E_j + e_j, features the
+// root-relative position and the offset from the parent over the mean bone
+// length.
+template <int V>
+void embed(const IkgatView& m, const float* p, float* x) {
+  const int J = m.joints, Wp = m.width_pad;
+  double length = 0.0;
+  for (int j = 0; j < J; ++j) {
+    if (!m.has_bone[j]) continue;
+    const float* q = p + 3 * m.parents[j];
+    const float d0 = p[3 * j] - q[0], d1 = p[3 * j + 1] - q[1], d2 = p[3 * j + 2] - q[2];
+    length += __builtin_sqrtf(d0 * d0 + d1 * d1 + d2 * d2);
+  }
+  float scale = 1.0f;
+  if (m.num_bones > 0) {
+    scale = static_cast<float>(length / m.num_bones);
+    if (!(scale >= 1e-12f)) scale = 1e-12f;
+  }
+  for (int j = 0; j < J; ++j) {
+    const float* q = p + 3 * m.parents[j];
+    float f[6];
+    for (int c = 0; c < 3; ++c) {
+      f[c] = (p[3 * j + c] - p[c]) / scale;
+      f[3 + c] = (p[3 * j + c] - q[c]) / scale;
+    }
+    const float* e = m.embed_weight + static_cast<int64_t>(j) * 6 * Wp;
+    float* row = x + static_cast<int64_t>(j) * Wp;
+    for (int w = 0; w < Wp; w += V) {
+      FVec<V> acc = load<V>(m.embed_bias + static_cast<int64_t>(j) * Wp + w);
+#pragma GCC unroll 6
+      for (int c = 0; c < 6; ++c) acc += f[c] * load<V>(e + c * Wp + w);
+      store<V>(row + w, acc);
+    }
+  }
+}
+
+// h = (x - mean) / sqrt(var + 1e-5) per row (the affine part is folded into
+// the next product). Padding columns of x are zero, so sums over Wp are sums
+// over W; those columns of h get -mean / std, which meet zero weight rows.
+template <int V>
+void layer_norm(const float* x, int64_t rows, int W, int Wp, float* h) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * Wp;
+    float* out = h + r * Wp;
+    FVec<V> sum = {};
+    for (int w = 0; w < Wp; w += V) sum += load<V>(in + w);
+    const float mean = hsum<V>(sum) / W;
+    FVec<V> squares = {};
+    for (int w = 0; w < Wp; w += V) {
+      const FVec<V> d = load<V>(in + w) - mean;
+      squares += d * d;
+    }
+    const float var = (hsum<V>(squares) - (Wp - W) * mean * mean) / W;
+    const float inv = 1.0f / __builtin_sqrtf(var + 1e-5f);
+    for (int w = 0; w < Wp; w += V) store<V>(out + w, (load<V>(in + w) - mean) * inv);
+  }
+}
+
+// Scores of query row q against its n neighbours for every head, written
+// head-major to s[h * n + k] (s padded to a multiple of U), each a dot
+// product of D values: U of them are finished together by reduce_rows.
+template <int U>
+void scores_vector(const float* q, const float* keys, int64_t key_stride, const int32_t* index, int n, int H, int D,
+                   float* s) {
+  const int count = H * n;
+  for (int t0 = 0; t0 < count; t0 += U) {
+    FVec<U> acc[U];
+    int h = t0 / n, k = t0 - h * n;
+#pragma GCC unroll 16
+    for (int u = 0; u < U; ++u) {
+      acc[u] = FVec<U>{};
+      if (t0 + u < count) {
+        const float* qh = q + h * D;
+        const float* kh = keys + index[k] * key_stride + h * D;
+        for (int d = 0; d < D; d += U) acc[u] += load<U>(qh + d) * load<U>(kh + d);
+        if (++k == n) k = 0, ++h;
+      }
+    }
+    store<U>(s + t0, reduce_rows<U>(acc));
+  }
+}
+
+void scores_scalar(const float* q, const float* keys, int64_t key_stride, const int32_t* index, int n, int H, int D,
+                   float* s) {
+  for (int h = 0; h < H; ++h)
+    for (int k = 0; k < n; ++k) {
+      const float* kh = keys + index[k] * key_stride + h * D;
+      float dot = 0.0f;
+      for (int d = 0; d < D; ++d) dot += q[h * D + d] * kh[d];
+      s[h * n + k] = dot;
+    }
+}
+
+// Multi-head attention of one frame: qkv rows are [q | k | v] (3 Wp wide,
+// queries pre-scaled), out rows Wp wide. U is the vector width for one
+// head's D values (0: scalar loops, when no width in {4, 8, 16} <= V divides D).
+template <int V, int U>
+void attention(const IkgatView& m, const float* pair_bias, const float* qkv, float* out, float* s) {
+  const int J = m.joints, H = m.heads, W = m.width, Wp = m.width_pad, D = W / H;
+  const int64_t stride = 3 * Wp;
+  const float* keys = qkv + Wp;
+  const float* values = qkv + 2 * Wp;
+  for (int i = 0; i < J; ++i) {
+    const int begin = m.neighbour_start[i], n = m.neighbour_start[i + 1] - begin;
+    const int32_t* index = m.neighbour_index + begin;
+    const float* bias = pair_bias + static_cast<int64_t>(begin) * H;
+    const float* q = qkv + i * stride;
+    const int count = H * n, padded = (count + V - 1) / V * V;
+    if constexpr (U > 0)
+      scores_vector<U>(q, keys, stride, index, n, H, D, s);
+    else
+      scores_scalar(q, keys, stride, index, n, H, D, s);
+    // Softmax per head: the largest score subtracted first, exp over all
+    // heads at once (the padding lanes are zeroed and ignored).
+    float* e = s + padded;
+    for (int t = 0; t < count; ++t) s[t] += bias[t];
+    for (int t = count; t < padded; ++t) s[t] = 0.0f;
+    for (int h = 0; h < H; ++h) {
+      float top = s[h * n];
+      for (int k = 1; k < n; ++k) top = s[h * n + k] > top ? s[h * n + k] : top;
+      for (int k = 0; k < n; ++k) s[h * n + k] -= top;
+    }
+    for (int t = 0; t < padded; t += V) store<V>(e + t, exp_approx<V>(load<V>(s + t)));
+    float* row = out + i * Wp;
+    for (int w = 0; w < Wp; w += V) store<V>(row + w, FVec<V>{});
+    for (int h = 0; h < H; ++h) {
+      float total = 0.0f;
+      for (int k = 0; k < n; ++k) total += e[h * n + k];
+      const float inv = 1.0f / total;
+      float* oh = row + h * D;
+      for (int k = 0; k < n; ++k) {
+        const float weight = e[h * n + k] * inv;
+        const float* vh = values + index[k] * stride + h * D;
+        if constexpr (U > 0) {
+          for (int d = 0; d < D; d += U) store<U>(oh + d, load<U>(oh + d) + weight * load<U>(vh + d));
+        } else {
+          for (int d = 0; d < D; ++d) oh[d] += weight * vh[d];
+        }
+      }
+    }
+  }
+}
+
+// Columns b1, b2, b1 x b2 of the Gram-Schmidt frame of a 6D rotation.
+inline void rot6d_to_matrix(const float* r, float* m) {
+  const float n1 = __builtin_sqrtf(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
+  const float b1[3] = {r[0] / n1, r[1] / n1, r[2] / n1};
+  const float along = b1[0] * r[3] + b1[1] * r[4] + b1[2] * r[5];
+  float b2[3] = {r[3] - along * b1[0], r[4] - along * b1[1], r[5] - along * b1[2]};
+  const float n2 = __builtin_sqrtf(b2[0] * b2[0] + b2[1] * b2[1] + b2[2] * b2[2]);
+  for (float& c : b2) c /= n2;
+  const float b3[3] = {b1[1] * b2[2] - b1[2] * b2[1], b1[2] * b2[0] - b1[0] * b2[2], b1[0] * b2[1] - b1[1] * b2[0]};
+  for (int i = 0; i < 3; ++i) {
+    m[3 * i] = b1[i];
+    m[3 * i + 1] = b2[i];
+    m[3 * i + 2] = b3[i];
+  }
+}
+
+// The per-joint head on normalised rows h (the final LayerNorm's affine
+// folded in), then 6D -> matrix.
+template <int V>
+void head(const IkgatView& m, const float* h, float* out) {
+  const int J = m.joints, Wp = m.width_pad;
+  for (int j = 0; j < J; ++j) {
+    const float* row = h + static_cast<int64_t>(j) * Wp;
+    const float* w = m.head_weight + static_cast<int64_t>(j) * 6 * Wp;
+    float r6[6];
+    for (int c = 0; c < 6; ++c) {
+      FVec<V> acc = {};
+      for (int k = 0; k < Wp; k += V) acc += load<V>(row + k) * load<V>(w + c * Wp + k);
+      r6[c] = hsum<V>(acc) + m.head_bias[j * 6 + c];
+    }
+    rot6d_to_matrix(r6, out + j * 9);
+  }
+}
+
+template <int V, int U, int R, int NC>
+void forward_block(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
+  const int J = m.joints, W = m.width, Wp = m.width_pad, Ep = m.hidden_pad;
+  const int64_t tokens = frames * J, rows = ikgat_padded_rows(m, frames, R);
+  float* x = scratch;
+  float* h = x + rows * Wp;
+  float* wide = h + rows * Wp;  // qkv, later the MLP's hidden layer
+  float* attention_scratch = wide + rows * (3 * Wp > Ep ? 3 * Wp : Ep);
+  for (int64_t f = 0; f < frames; ++f) embed<V>(m, positions + f * J * 3, x + f * J * Wp);
+  for (int64_t i = tokens * Wp; i < rows * Wp; ++i) x[i] = 0.0f;
+  for (int l = 0; l < m.layers; ++l) {
+    const IkgatBlockView& b = m.blocks[l];
+    layer_norm<V>(x, rows, W, Wp, h);
+    product<V, R, NC, Then::Store>(h, Wp, rows, b.qkv_weight, Wp, 3 * Wp, b.qkv_bias, wide, 3 * Wp);
+    for (int64_t f = 0; f < frames; ++f)
+      attention<V, U>(m, b.pair_bias, wide + f * J * 3 * Wp, h + f * J * Wp, attention_scratch);
+    for (int64_t i = tokens * Wp; i < rows * Wp; ++i) h[i] = 0.0f;
+    product<V, R, NC, Then::AddTo>(h, Wp, rows, b.out_weight, Wp, Wp, b.out_bias, x, Wp);
+    layer_norm<V>(x, rows, W, Wp, h);
+    product<V, R, NC, Then::Silu>(h, Wp, rows, b.mlp1_weight, Wp, Ep, b.mlp1_bias, wide, Ep);
+    product<V, R, NC, Then::AddTo>(wide, Ep, rows, b.mlp2_weight, Ep, Wp, b.mlp2_bias, x, Wp);
+  }
+  layer_norm<V>(x, tokens, W, Wp, h);
+  for (int64_t f = 0; f < frames; ++f) head<V>(m, h + f * J * Wp, out + f * J * 9);
+}
+
+// The forward for this head size: U the widest of 16, 8, 4 (<= V) that
+// divides D, else 0 (scalar attention).
+template <int V, int R, int NC>
+void forward_any(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
+  const int D = m.width / m.heads;
+  if (V >= 16 && D % 16 == 0) return forward_block<V, (V >= 16 ? 16 : 4), R, NC>(m, positions, frames, out, scratch);
+  if (V >= 8 && D % 8 == 0) return forward_block<V, (V >= 8 ? 8 : 4), R, NC>(m, positions, frames, out, scratch);
+  if (D % 4 == 0) return forward_block<V, 4, R, NC>(m, positions, frames, out, scratch);
+  forward_block<V, 0, R, NC>(m, positions, frames, out, scratch);
+}
+
+}  // namespace
+}  // namespace fastkin::detail::FASTKIN_ISA_NS
+
+// FASTKIN_EXPORT_IKGAT(namespace, float lanes, tile rows, tile vectors).
+#define FASTKIN_EXPORT_IKGAT(NS, V, R, NC)                                   \
+  namespace fastkin::detail {                                               \
+  IkgatKernel ikgat_kernel_##NS() { return {R, &NS::forward_any<V, R, NC>}; } \
+  }
