@@ -61,10 +61,12 @@ def small_skeletons() -> dict[str, fastkin.Skeleton]:
 
 @pytest.fixture(scope="module")
 def walk_model() -> IKGAT:
-    """The real model size on the default motion's 38-joint skeleton."""
+    """The real model size on the default motion's 38-joint skeleton. (Its
+    noise is smaller: through 4 layers float32 rounding alone, torch's or
+    ours, grows to ~5e-5 on 1000 frames at 0.1.)"""
     torch.manual_seed(0)
     skeleton = fastkin.data.default_motion().skeleton
-    return perturbed(IKGAT(skeleton, width=64, layers=4, heads=4, hops=3, expansion=2), seed=1)
+    return perturbed(IKGAT(skeleton, width=64, layers=4, heads=4, hops=3, expansion=2), seed=1, noise=0.05)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 100, 1000])
@@ -158,7 +160,7 @@ for skeleton, config in cases:
     model = perturbed(IKGAT(skeleton, **config), seed=2)
     positions = random_positions(skeleton, 37, seed=4)
     errors.append(float(np.abs(CompiledIKGAT(model).bone_rotations(positions) - torch_forward(model, positions)).max()))
-print(fastkin.build_info()["isa"], max(errors))
+print("RESULT", fastkin.build_info()["isa"], max(errors))
 """
 
 
@@ -168,8 +170,9 @@ def test_every_instruction_set_matches_torch(isa, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(ISA_SCRIPT.format(tests=os.path.dirname(__file__)))
     env = dict(os.environ, FASTKIN_ISA=isa)
-    result = subprocess.run([sys.executable, str(script)], check=True, env=env, capture_output=True, text=True)
-    used, error = result.stdout.split()[-2:]
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    used, error = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("RESULT")][0]
     if used != isa:
         pytest.skip(f"this CPU does not support {isa}")
     assert float(error) <= TOLERANCE

@@ -13,6 +13,8 @@
 namespace fastkin {
 namespace {
 
+static_assert(detail::kIkgatGroup == kIkgatPad, "pair_bias rows are packed kIkgatPad wide");
+
 // Tokens (frames x joints) per block: about 300 rows keep the activations
 // (~1.3 kB a row) in L2 while each weight panel is reused across all rows.
 constexpr int64_t kTokensPerBlock = 300;
@@ -37,13 +39,15 @@ detail::IkgatView view_of(const IkgatWeights& w, std::vector<detail::IkgatBlockV
   v.hidden_pad = w.hidden_pad;
   v.layers = static_cast<int>(w.blocks.size());
   v.num_bones = static_cast<int>(std::count(w.has_bone.begin(), w.has_bone.end(), uint8_t{1}));
-  v.max_neighbours = 0;
-  for (int i = 0; i < w.joints; ++i)
-    v.max_neighbours = std::max(v.max_neighbours, w.neighbour_start[i + 1] - w.neighbour_start[i]);
+  v.groups = static_cast<int>(w.group_slots.size());
+  v.max_slots = *std::max_element(w.group_slots.begin(), w.group_slots.end());
   v.parents = w.parents.data();
   v.has_bone = w.has_bone.data();
   v.neighbour_start = w.neighbour_start.data();
   v.neighbour_index = w.neighbour_index.data();
+  v.group_slots = w.group_slots.data();
+  v.query_offset = w.query_offset.data();
+  v.key_offset = w.key_offset.data();
   v.embed_weight = w.embed_weight.data();
   v.embed_bias = w.embed_bias.data();
   v.blocks = blocks.data();

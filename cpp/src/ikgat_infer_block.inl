@@ -81,87 +81,138 @@ void layer_norm(const float* x, int64_t rows, int W, int Wp, float* h) {
   }
 }
 
-// Scores of query row q against its n neighbours for every head, written
-// head-major to s[h * n + k] (s padded to a multiple of U), each a dot
-// product of D values: U of them are finished together by reduce_rows.
-template <int U>
-void scores_vector(const float* q, const float* keys, int64_t key_stride, const int32_t* index, int n, int H, int D,
-                   float* s) {
-  const int count = H * n;
-  for (int t0 = 0; t0 < count; t0 += U) {
+// One attention item: query joint i's head h.
+struct Item {
+  int query, head, count;  // count: neighbours (0 for the padding items of the last group)
+  const int32_t* neighbours;
+};
+
+// Scores of U items against one neighbour each (query and key rows at the
+// given offsets into the frame's qkv rows) into s[0, U): U dot products of D
+// values finished together by reduce_rows, or scalar loops when U does not
+// divide D.
+template <int U, bool VectorDot>
+inline void slot_scores(const float* qkv, const int32_t* query_offset, const int32_t* key_offset, int D, float* s) {
+  if constexpr (VectorDot) {
     FVec<U> acc[U];
-    int h = t0 / n, k = t0 - h * n;
 #pragma GCC unroll 16
     for (int u = 0; u < U; ++u) {
-      acc[u] = FVec<U>{};
-      if (t0 + u < count) {
-        const float* qh = q + h * D;
-        const float* kh = keys + index[k] * key_stride + h * D;
-        for (int d = 0; d < D; d += U) acc[u] += load<U>(qh + d) * load<U>(kh + d);
-        if (++k == n) k = 0, ++h;
-      }
+      const float* q = qkv + query_offset[u];
+      const float* key = qkv + key_offset[u];
+      acc[u] = load<U>(q) * load<U>(key);
+      for (int d = U; d < D; d += U) acc[u] += load<U>(q + d) * load<U>(key + d);
     }
-    store<U>(s + t0, reduce_rows<U>(acc));
+    store<U>(s, reduce_rows<U>(acc));
+  } else {
+    for (int u = 0; u < U; ++u) {
+      const float* q = qkv + query_offset[u];
+      const float* key = qkv + key_offset[u];
+      float dot = 0.0f;
+      for (int d = 0; d < D; ++d) dot += q[d] * key[d];
+      s[u] = dot;
+    }
   }
 }
 
-void scores_scalar(const float* q, const float* keys, int64_t key_stride, const int32_t* index, int n, int H, int D,
-                   float* s) {
-  for (int h = 0; h < H; ++h)
-    for (int k = 0; k < n; ++k) {
-      const float* kh = keys + index[k] * key_stride + h * D;
-      float dot = 0.0f;
-      for (int d = 0; d < D; ++d) dot += q[h * D + d] * kh[d];
-      s[h * n + k] = dot;
+// Softmax down each of the 16 columns of s (slots rows), after adding the
+// bias (-1e30 on padding slots, which then weigh ~1e-35 and are never read):
+// every operation is lane-wise, 16 softmaxes at once.
+template <int V>
+inline void group_softmax(float* s, const float* bias, int slots) {
+  for (int c = 0; c < kIkgatGroup; c += V) {
+    FVec<V> top = splat<float, V>(-3e38f);
+    for (int k = 0; k < slots; ++k) {
+      const FVec<V> x = load<V>(s + k * kIkgatGroup + c) + load<V>(bias + k * kIkgatGroup + c);
+      store<V>(s + k * kIkgatGroup + c, x);
+      top = vmax<V>(top, x);
     }
+    FVec<V> sum = {};
+    for (int k = 0; k < slots; ++k) {
+      const FVec<V> e = exp_approx<V>(load<V>(s + k * kIkgatGroup + c) - top);
+      store<V>(s + k * kIkgatGroup + c, e);
+      sum += e;
+    }
+    const FVec<V> inv = 1.0f / sum;
+    for (int k = 0; k < slots; ++k) store<V>(s + k * kIkgatGroup + c, load<V>(s + k * kIkgatGroup + c) * inv);
+  }
+}
+
+// Vectors [c, c + G) (U floats each) of the output row of the query of
+// items [u0, ...) (its heads h0, h0 + 1, ... in the columns of p): the
+// neighbours' values weighted by their head's softmax column, accumulated
+// in registers (independent chains, one per vector).
+template <int U, int G>
+inline void weighted_values(const Item& first, int u0, const float* p, const float* values, int64_t stride, int D,
+                            int c, float* out) {
+  FVec<U> acc[G];
+  const float* weight[G];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+    acc[g] = FVec<U>{};
+    weight[g] = p + u0 + (c + g) * U / D - first.head;
+  }
+  for (int k = 0; k < first.count; ++k) {
+    const float* v = values + first.neighbours[k] * stride + c * U;
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) acc[g] += weight[g][k * kIkgatGroup] * load<U>(v + g * U);
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) store<U>(out + (c + g) * U, acc[g]);
 }
 
 // Multi-head attention of one frame: qkv rows are [q | k | v] (3 Wp wide,
-// queries pre-scaled), out rows Wp wide. U is the vector width for one
-// head's D values (0: scalar loops, when no width in {4, 8, 16} <= V divides D).
-template <int V, int U>
+// queries pre-scaled), out rows Wp wide; s holds one group's weights. Items
+// (query, head) go in groups of 16 whose softmaxes share SIMD lanes; U is
+// the vector width for a head's D values (VectorDot false: scalar dot
+// products, when no width in {4, 8, 16} <= V divides D).
+template <int V, int U, bool VectorDot>
 void attention(const IkgatView& m, const float* pair_bias, const float* qkv, float* out, float* s) {
   const int J = m.joints, H = m.heads, W = m.width, Wp = m.width_pad, D = W / H;
   const int64_t stride = 3 * Wp;
-  const float* keys = qkv + Wp;
   const float* values = qkv + 2 * Wp;
-  for (int i = 0; i < J; ++i) {
-    const int begin = m.neighbour_start[i], n = m.neighbour_start[i + 1] - begin;
-    const int32_t* index = m.neighbour_index + begin;
-    const float* bias = pair_bias + static_cast<int64_t>(begin) * H;
-    const float* q = qkv + i * stride;
-    const int count = H * n, padded = (count + V - 1) / V * V;
-    if constexpr (U > 0)
-      scores_vector<U>(q, keys, stride, index, n, H, D, s);
-    else
-      scores_scalar(q, keys, stride, index, n, H, D, s);
-    // Softmax per head: the largest score subtracted first, exp over all
-    // heads at once (the padding lanes are zeroed and ignored).
-    float* e = s + padded;
-    for (int t = 0; t < count; ++t) s[t] += bias[t];
-    for (int t = count; t < padded; ++t) s[t] = 0.0f;
-    for (int h = 0; h < H; ++h) {
-      float top = s[h * n];
-      for (int k = 1; k < n; ++k) top = s[h * n + k] > top ? s[h * n + k] : top;
-      for (int k = 0; k < n; ++k) s[h * n + k] -= top;
+  const float* bias = pair_bias;
+  const int32_t* key_offset = m.key_offset;
+  int query = 0, head = 0;
+  for (int g = 0; g < m.groups; ++g) {
+    Item items[kIkgatGroup];
+    for (int u = 0; u < kIkgatGroup; ++u) {
+      const bool real = query < J;
+      const int begin = real ? m.neighbour_start[query] : 0;
+      items[u] = {real ? query : 0, head, real ? m.neighbour_start[query + 1] - begin : 0, m.neighbour_index + begin};
+      if (++head == H) head = 0, ++query;
     }
-    for (int t = 0; t < padded; t += V) store<V>(e + t, exp_approx<V>(load<V>(s + t)));
-    float* row = out + i * Wp;
-    for (int w = 0; w < Wp; w += V) store<V>(row + w, FVec<V>{});
-    for (int h = 0; h < H; ++h) {
-      float total = 0.0f;
-      for (int k = 0; k < n; ++k) total += e[h * n + k];
-      const float inv = 1.0f / total;
-      float* oh = row + h * D;
-      for (int k = 0; k < n; ++k) {
-        const float weight = e[h * n + k] * inv;
-        const float* vh = values + index[k] * stride + h * D;
-        if constexpr (U > 0) {
-          for (int d = 0; d < D; d += U) store<U>(oh + d, load<U>(oh + d) + weight * load<U>(vh + d));
-        } else {
-          for (int d = 0; d < D; ++d) oh[d] += weight * vh[d];
+    const int slots = m.group_slots[g];
+    const int32_t* query_offset = m.query_offset + g * kIkgatGroup;
+    for (int k = 0; k < slots; ++k)
+      for (int c = 0; c < kIkgatGroup; c += U)
+        slot_scores<U, VectorDot>(qkv, query_offset + c, key_offset + k * kIkgatGroup + c, D,
+                                  s + k * kIkgatGroup + c);
+    group_softmax<V>(s, bias, slots);
+    bias += slots * kIkgatGroup;
+    key_offset += slots * kIkgatGroup;
+    // The group's items of one query (its heads, in order) share neighbours.
+    for (int u = 0, end; u < kIkgatGroup; u = end) {
+      const Item& it = items[u];
+      for (end = u + 1; end < kIkgatGroup && items[end].query == it.query && items[end].count; ++end) {
+      }
+      if (it.count == 0) continue;
+      float* row = out + it.query * Wp;
+      const int last_head = items[end - 1].head;
+      if constexpr (VectorDot) {
+        const int last = (last_head + 1) * D / U;
+        int c = it.head * D / U;
+        for (; c + 4 <= last; c += 4) weighted_values<U, 4>(it, u, s, values, stride, D, c, row);
+        for (; c < last; ++c) weighted_values<U, 1>(it, u, s, values, stride, D, c, row);
+      } else {
+        for (int d = it.head * D; d < (last_head + 1) * D; ++d) {
+          const float* p = s + u + d / D - it.head;
+          float sum = 0.0f;
+          for (int k = 0; k < it.count; ++k) sum += p[k * kIkgatGroup] * values[it.neighbours[k] * stride + d];
+          row[d] = sum;
         }
       }
+      if (last_head == H - 1)
+        for (int w = W; w < Wp; ++w) row[w] = 0.0f;
     }
   }
 }
@@ -200,7 +251,7 @@ void head(const IkgatView& m, const float* h, float* out) {
   }
 }
 
-template <int V, int U, int R, int NC>
+template <int V, int U, bool VectorDot, int R, int NC>
 void forward_block(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
   const int J = m.joints, W = m.width, Wp = m.width_pad, Ep = m.hidden_pad;
   const int64_t tokens = frames * J, rows = ikgat_padded_rows(m, frames, R);
@@ -215,7 +266,7 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
     layer_norm<V>(x, rows, W, Wp, h);
     product<V, R, NC, Then::Store>(h, Wp, rows, b.qkv_weight, Wp, 3 * Wp, b.qkv_bias, wide, 3 * Wp);
     for (int64_t f = 0; f < frames; ++f)
-      attention<V, U>(m, b.pair_bias, wide + f * J * 3 * Wp, h + f * J * Wp, attention_scratch);
+      attention<V, U, VectorDot>(m, b.pair_bias, wide + f * J * 3 * Wp, h + f * J * Wp, attention_scratch);
     for (int64_t i = tokens * Wp; i < rows * Wp; ++i) h[i] = 0.0f;
     product<V, R, NC, Then::AddTo>(h, Wp, rows, b.out_weight, Wp, Wp, b.out_bias, x, Wp);
     layer_norm<V>(x, rows, W, Wp, h);
@@ -227,14 +278,15 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
 }
 
 // The forward for this head size: U the widest of 16, 8, 4 (<= V) that
-// divides D, else 0 (scalar attention).
+// divides D, else 4 lanes with scalar dot products.
 template <int V, int R, int NC>
 void forward_any(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
   const int D = m.width / m.heads;
-  if (V >= 16 && D % 16 == 0) return forward_block<V, (V >= 16 ? 16 : 4), R, NC>(m, positions, frames, out, scratch);
-  if (V >= 8 && D % 8 == 0) return forward_block<V, (V >= 8 ? 8 : 4), R, NC>(m, positions, frames, out, scratch);
-  if (D % 4 == 0) return forward_block<V, 4, R, NC>(m, positions, frames, out, scratch);
-  forward_block<V, 0, R, NC>(m, positions, frames, out, scratch);
+  if (V >= 16 && D % 16 == 0)
+    return forward_block<V, (V >= 16 ? 16 : 4), true, R, NC>(m, positions, frames, out, scratch);
+  if (V >= 8 && D % 8 == 0) return forward_block<V, (V >= 8 ? 8 : 4), true, R, NC>(m, positions, frames, out, scratch);
+  if (D % 4 == 0) return forward_block<V, 4, true, R, NC>(m, positions, frames, out, scratch);
+  forward_block<V, 4, false, R, NC>(m, positions, frames, out, scratch);
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 
 namespace fastkin::detail {
 
+// Attention items (query joint, head) per group: lanes of one SIMD softmax.
+constexpr int kIkgatGroup = 16;
+
 struct IkgatBlockView {
   const float *qkv_weight, *qkv_bias, *out_weight, *out_bias;
   const float *mlp1_weight, *mlp1_bias, *mlp2_weight, *mlp2_bias;
@@ -18,11 +21,15 @@ struct IkgatView {
   int width_pad, hidden_pad;
   int layers;
   int num_bones;       // joints with has_bone
-  int max_neighbours;  // the longest neighbour list
+  int groups;     // attention groups of 16 (query, head) items
+  int max_slots;  // the most slots of a group
   const int32_t* parents;
   const uint8_t* has_bone;
   const int32_t* neighbour_start;
   const int32_t* neighbour_index;
+  const int32_t* group_slots;
+  const int32_t* query_offset;  // (groups, 16)
+  const int32_t* key_offset;    // per group (slots, 16)
   const float *embed_weight, *embed_bias;
   const IkgatBlockView* blocks;
   const float *head_weight, *head_bias;
@@ -40,11 +47,11 @@ inline int64_t ikgat_padded_rows(const IkgatView& v, int64_t frames, int row_til
 }
 
 // Activations x and h (rows x Wp), qkv / hidden (rows x max(3 Wp, Ep)), and
-// one query's attention weights.
+// one attention group's weights.
 inline int64_t ikgat_scratch_floats(const IkgatView& v, int64_t frames, int row_tile) {
   const int64_t rows = ikgat_padded_rows(v, frames, row_tile);
   const int64_t wide = 3 * v.width_pad > v.hidden_pad ? 3 * v.width_pad : v.hidden_pad;
-  const int64_t attention = 2 * (static_cast<int64_t>(v.max_neighbours) * v.heads + 16) + v.heads + 16;
+  const int64_t attention = static_cast<int64_t>(v.max_slots) * kIkgatGroup;
   return rows * (2 * v.width_pad + wide) + attention;
 }
 

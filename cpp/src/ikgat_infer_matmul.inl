@@ -26,7 +26,9 @@ inline void product_tile(const float* a, int64_t lda, const float* b, int64_t ld
     for (int j = 0; j < NC; ++j) bk[j] = load<V>(b + k * ldb + j * V);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
-      const FVec<V> ai = splat<float, V>(a[i * lda + k]);
+      // A scalar operand, not splat(): 0 + x is no identity (-0), so splat
+      // costs an add and a register broadcast; this broadcasts from memory.
+      const float ai = a[i * lda + k];
 #pragma GCC unroll 8
       for (int j = 0; j < NC; ++j) acc[i][j] += ai * bk[j];
     }

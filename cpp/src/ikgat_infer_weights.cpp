@@ -1,6 +1,7 @@
 // Packs IKGAT's torch tensors into IkgatWeights: transposed linear maps
 // padded for SIMD, LayerNorm affines folded into the maps after them, the
 // attention scale folded into the queries, and the mask as neighbour lists.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -62,6 +63,28 @@ IkgatWeights make_ikgat_weights(const IkgatParams& p) {
     w.neighbour_start.push_back(static_cast<int32_t>(w.neighbour_index.size()));
   }
 
+  for (int item0 = 0; item0 < J * H; item0 += kIkgatPad) {
+    int slots = 1;
+    for (int item = item0; item < item0 + kIkgatPad && item < J * H; ++item) {
+      const int i = item / H;
+      slots = std::max(slots, w.neighbour_start[i + 1] - w.neighbour_start[i]);
+    }
+    w.group_slots.push_back(slots);
+  }
+  const int D = W / H;
+  for (int g = 0; g < static_cast<int>(w.group_slots.size()); ++g) {
+    for (int u = 0; u < kIkgatPad; ++u) {
+      const int item = g * kIkgatPad + u, i = item / H, h = item % H;
+      w.query_offset.push_back(i < J ? i * 3 * Wp + h * D : 0);
+    }
+    for (int k = 0; k < w.group_slots[g]; ++k)
+      for (int u = 0; u < kIkgatPad; ++u) {
+        const int item = g * kIkgatPad + u, i = item / H, h = item % H;
+        const bool real = i < J && k < w.neighbour_start[i + 1] - w.neighbour_start[i];
+        w.key_offset.push_back(real ? w.neighbour_index[w.neighbour_start[i] + k] * 3 * Wp + Wp + h * D : Wp);
+      }
+  }
+
   w.embed_weight.assign(static_cast<size_t>(J) * 6 * Wp, 0.0f);
   w.embed_bias.assign(static_cast<size_t>(J) * Wp, 0.0f);
   for (int j = 0; j < J; ++j) {
@@ -91,15 +114,16 @@ IkgatWeights make_ikgat_weights(const IkgatParams& p) {
     out.mlp2.bias.assign(Wp, 0.0f);
     pack_linear(b.mlp2_weight, b.mlp2_bias, E, 0, W, nullptr, nullptr, 1.0, out.mlp2.weight.data(), Wp, 0,
                 out.mlp2.bias.data());
-    // Per query joint, head-major: the biases of its neighbours for head 0, then head 1, ...
-    out.pair_bias.resize(w.neighbour_index.size() * H);
-    for (int i = 0; i < J; ++i) {
-      const int begin = w.neighbour_start[i], n = w.neighbour_start[i + 1] - begin;
-      for (int h = 0; h < H; ++h)
-        for (int s = 0; s < n; ++s)
-          out.pair_bias[static_cast<size_t>(begin) * H + h * n + s] =
-              b.pair_bias[(static_cast<size_t>(h) * J + i) * J + w.neighbour_index[begin + s]];
-    }
+    out.pair_bias.clear();
+    for (int g = 0; g < static_cast<int>(w.group_slots.size()); ++g)
+      for (int k = 0; k < w.group_slots[g]; ++k)
+        for (int u = 0; u < kIkgatPad; ++u) {
+          const int item = g * kIkgatPad + u, i = item / H, h = item % H;
+          const bool real = i < J && k < w.neighbour_start[i + 1] - w.neighbour_start[i];
+          out.pair_bias.push_back(
+              real ? b.pair_bias[(static_cast<size_t>(h) * J + i) * J + w.neighbour_index[w.neighbour_start[i] + k]]
+                   : -1e30f);
+        }
     w.blocks.push_back(std::move(out));
   }
 

@@ -75,7 +75,10 @@ struct IkgatBlock {
   IkgatLinear out;
   IkgatLinear mlp1;   // LayerNorm 2 folded in
   IkgatLinear mlp2;
-  AlignedFloats pair_bias;  // per query joint i: (H, neighbours of i), at neighbour_start[i] * H
+  // Per attention group g in turn (see IkgatWeights::group_slots): (slots_g,
+  // kIkgatPad), row k holding each item's bias for its k-th neighbour, or
+  // -1e30 past its last one (a weight of ~0 after the softmax).
+  AlignedFloats pair_bias;
 };
 
 // Padding of feature rows: a multiple of every SIMD width the kernels use.
@@ -88,6 +91,16 @@ struct IkgatWeights {
   std::vector<uint8_t> has_bone;
   std::vector<int32_t> neighbour_start;  // (J + 1,): joint i attends to neighbour_index[start[i] : start[i+1]]
   std::vector<int32_t> neighbour_index;
+  // Attention items (query joint i, head h), numbered i * H + h, in groups of
+  // kIkgatPad: a group's softmaxes run side by side in SIMD lanes over its
+  // slots, the most neighbours any of its queries has.
+  std::vector<int32_t> group_slots;
+  // Where the group's items read, in floats from the start of a frame's qkv
+  // rows (3 Wp wide): each item's query, (groups, kIkgatPad), and its k-th
+  // neighbour's key, per group (slots_g, kIkgatPad). Padding points at
+  // joint 0's key: a finite score that its -1e30 bias cancels.
+  std::vector<int32_t> query_offset;
+  std::vector<int32_t> key_offset;
   AlignedFloats embed_weight;  // (J, 6, Wp)
   AlignedFloats embed_bias;    // (J, Wp)
   std::vector<IkgatBlock> blocks;
