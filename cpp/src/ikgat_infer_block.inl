@@ -13,6 +13,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <utility>  // std::index_sequence (a type only; no code)
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "ikgat_infer_kernels.h"
 
@@ -62,22 +65,33 @@ void embed(const IkgatView& m, const float* p, float* x) {
 // h = (x - mean) / sqrt(var + 1e-5) per row (the affine part is folded into
 // the next product). Padding columns of x are zero, so sums over Wp are sums
 // over W; those columns of h get -mean / std, which meet zero weight rows.
+// V rows at a time: their sums finish together in one reduce_rows.
 template <int V>
 void layer_norm(const float* x, int64_t rows, int W, int Wp, float* h) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* in = x + r * Wp;
-    float* out = h + r * Wp;
-    FVec<V> sum = {};
-    for (int w = 0; w < Wp; w += V) sum += load<V>(in + w);
-    const float mean = hsum<V>(sum) / W;
-    FVec<V> squares = {};
-    for (int w = 0; w < Wp; w += V) {
-      const FVec<V> d = load<V>(in + w) - mean;
-      squares += d * d;
+  for (int64_t r0 = 0; r0 < rows; r0 += V) {
+    const int n = rows - r0 < V ? static_cast<int>(rows - r0) : V;
+    const float* in = x + r0 * Wp;
+    FVec<V> part[V];
+    for (int r = 0; r < V; ++r) {
+      part[r] = FVec<V>{};
+      if (r < n)
+        for (int w = 0; w < Wp; w += V) part[r] += load<V>(in + r * Wp + w);
     }
-    const float var = (hsum<V>(squares) - (Wp - W) * mean * mean) / W;
-    const float inv = 1.0f / __builtin_sqrtf(var + 1e-5f);
-    for (int w = 0; w < Wp; w += V) store<V>(out + w, (load<V>(in + w) - mean) * inv);
+    const FVec<V> mean = reduce_rows<V>(part) / static_cast<float>(W);
+    for (int r = 0; r < V; ++r) {
+      part[r] = FVec<V>{};
+      if (r < n)
+        for (int w = 0; w < Wp; w += V) {
+          const FVec<V> d = load<V>(in + r * Wp + w) - mean[r];
+          part[r] += d * d;
+        }
+    }
+    const FVec<V> var = (reduce_rows<V>(part) - static_cast<float>(Wp - W) * mean * mean) / static_cast<float>(W);
+    FVec<V> inv;
+    for (int l = 0; l < V; ++l) inv[l] = 1.0f / __builtin_sqrtf(var[l] + 1e-5f);
+    for (int r = 0; r < n; ++r)
+      for (int w = 0; w < Wp; w += V)
+        store<V>(h + (r0 + r) * Wp + w, (load<V>(in + r * Wp + w) - mean[r]) * inv[r]);
   }
 }
 
@@ -261,9 +275,9 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
   float* attention_scratch = wide + rows * (3 * Wp > Ep ? 3 * Wp : Ep);
   for (int64_t f = 0; f < frames; ++f) embed<V>(m, positions + f * J * 3, x + f * J * Wp);
   for (int64_t i = tokens * Wp; i < rows * Wp; ++i) x[i] = 0.0f;
+  layer_norm<V>(x, rows, W, Wp, h);
   for (int l = 0; l < m.layers; ++l) {
     const IkgatBlockView& b = m.blocks[l];
-    layer_norm<V>(x, rows, W, Wp, h);
     product<V, R, NC, Then::Store>(h, Wp, rows, b.qkv_weight, Wp, 3 * Wp, b.qkv_bias, wide, 3 * Wp);
     for (int64_t f = 0; f < frames; ++f)
       attention<V, U, VectorDot>(m, b.pair_bias, wide + f * J * 3 * Wp, h + f * J * Wp, attention_scratch);
@@ -272,8 +286,8 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
     layer_norm<V>(x, rows, W, Wp, h);
     product<V, R, NC, Then::Silu>(h, Wp, rows, b.mlp1_weight, Wp, Ep, b.mlp1_bias, wide, Ep);
     product<V, R, NC, Then::AddTo>(wide, Ep, rows, b.mlp2_weight, Ep, Wp, b.mlp2_bias, x, Wp);
+    layer_norm<V>(x, rows, W, Wp, h);  // the next block's first LayerNorm, or the final one
   }
-  layer_norm<V>(x, tokens, W, Wp, h);
   for (int64_t f = 0; f < frames; ++f) head<V>(m, h + f * J * Wp, out + f * J * 9);
 }
 

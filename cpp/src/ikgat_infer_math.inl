@@ -87,18 +87,42 @@ inline FVec<V> reduce_rows(FVec<V>* v) {
   }
 }
 
+// x clamped to [lo, hi]: one max and one min instruction where the
+// vector is a whole register of this build (a compare and a blend each in
+// the generic form).
+template <int V>
+inline FVec<V> clamp(FVec<V> x, float lo, float hi) {
+#if defined(__AVX512F__)
+  if constexpr (V == 16)
+    return reinterpret_cast<FVec<16>>(_mm512_min_ps(_mm512_max_ps(reinterpret_cast<__m512>(x), _mm512_set1_ps(lo)),
+                                                    _mm512_set1_ps(hi)));
+#endif
+#if defined(__AVX__)
+  if constexpr (V == 8)
+    return reinterpret_cast<FVec<8>>(_mm256_min_ps(_mm256_max_ps(reinterpret_cast<__m256>(x), _mm256_set1_ps(lo)),
+                                                   _mm256_set1_ps(hi)));
+#endif
+#if defined(__SSE2__)
+  if constexpr (V == 4)
+    return reinterpret_cast<FVec<4>>(_mm_min_ps(_mm_max_ps(reinterpret_cast<__m128>(x), _mm_set1_ps(lo)),
+                                                _mm_set1_ps(hi)));
+#endif
+  x = x < lo ? splat<float, V>(lo) : x;
+  return x > hi ? splat<float, V>(hi) : x;
+}
+
 // exp with about 2e-7 relative error: 2^n exp(r), |r| <= ln2 / 2, a degree-6
 // Taylor polynomial for exp(r). Inputs are clamped to [-80, 80]: results,
 // and their products with a softmax's 1 / sum or SiLU's 1 / (1 + exp), stay
 // normal numbers (a subnormal operand costs a ~100-cycle microcode assist).
 template <int V>
 inline FVec<V> exp_approx(FVec<V> x) {
-  const FVec<V> lo = splat<float, V>(-80.0f), hi = splat<float, V>(80.0f);
-  x = x < lo ? lo : x;
-  x = x > hi ? hi : x;
-  // Round x / ln2 to an integer: adding 1.5 * 2^23 leaves no fraction bits.
+  x = clamp<V>(x, -80.0f, 80.0f);
+  // Round x / ln2 to an integer n: adding 1.5 * 2^23 leaves no fraction
+  // bits, and n itself in the low bits of the sum.
   const FVec<V> magic = splat<float, V>(12582912.0f);
-  const FVec<V> n = (x * 1.44269504088896341f + magic) - magic;
+  const FVec<V> shifted = x * 1.44269504088896341f + magic;
+  const FVec<V> n = shifted - magic;
   FVec<V> r = x - n * 0.693145751953125f;  // ln2 in two parts, so r is exact
   r = r - n * 1.42860682030941723212e-6f;
   FVec<V> p = splat<float, V>(1.0f / 720.0f);
@@ -108,7 +132,8 @@ inline FVec<V> exp_approx(FVec<V> x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const IVec<V> bits = (__builtin_convertvector(n, IVec<V>) + 127) << 23;
+  // 2^n: the exponent field n + 127 (the shift drops the sum's upper bits).
+  const IVec<V> bits = (reinterpret_cast<const IVec<V>&>(shifted) << 23) + (127 << 23);
   return p * reinterpret_cast<const FVec<V>&>(bits);
 }
 
