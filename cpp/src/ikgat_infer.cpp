@@ -48,6 +48,7 @@ detail::IkgatView view_of(const IkgatWeights& w, std::vector<detail::IkgatBlockV
   v.group_slots = w.group_slots.data();
   v.query_offset = w.query_offset.data();
   v.key_offset = w.key_offset.data();
+  v.column_head = w.column_head.data();
   v.embed_weight = w.embed_weight.data();
   v.embed_bias = w.embed_bias.data();
   v.blocks = blocks.data();

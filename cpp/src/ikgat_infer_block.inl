@@ -156,14 +156,14 @@ inline void group_softmax(float* s, const float* bias, int slots) {
 // neighbours' values weighted by their head's softmax column, accumulated
 // in registers (independent chains, one per vector).
 template <int U, int G>
-inline void weighted_values(const Item& first, int u0, const float* p, const float* values, int64_t stride, int D,
-                            int c, float* out) {
+inline void weighted_values(const Item& first, int u0, const float* p, const int32_t* column_head,
+                            const float* values, int64_t stride, int c, float* out) {
   FVec<U> acc[G];
   const float* weight[G];
 #pragma GCC unroll 4
   for (int g = 0; g < G; ++g) {
     acc[g] = FVec<U>{};
-    weight[g] = p + u0 + (c + g) * U / D - first.head;
+    weight[g] = p + u0 + column_head[(c + g) * U] - first.head;
   }
   for (int k = 0; k < first.count; ++k) {
     const float* v = values + first.neighbours[k] * stride + c * U;
@@ -215,8 +215,8 @@ void attention(const IkgatView& m, const float* pair_bias, const float* qkv, flo
       if constexpr (VectorDot) {
         const int last = (last_head + 1) * D / U;
         int c = it.head * D / U;
-        for (; c + 4 <= last; c += 4) weighted_values<U, 4>(it, u, s, values, stride, D, c, row);
-        for (; c < last; ++c) weighted_values<U, 1>(it, u, s, values, stride, D, c, row);
+        for (; c + 4 <= last; c += 4) weighted_values<U, 4>(it, u, s, m.column_head, values, stride, c, row);
+        for (; c < last; ++c) weighted_values<U, 1>(it, u, s, m.column_head, values, stride, c, row);
       } else {
         for (int d = it.head * D; d < (last_head + 1) * D; ++d) {
           const float* p = s + u + d / D - it.head;

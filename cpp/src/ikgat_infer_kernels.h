@@ -30,6 +30,7 @@ struct IkgatView {
   const int32_t* group_slots;
   const int32_t* query_offset;  // (groups, 16)
   const int32_t* key_offset;    // per group (slots, 16)
+  const int32_t* column_head;   // (W,): the head of each feature column
   const float *embed_weight, *embed_bias;
   const IkgatBlockView* blocks;
   const float *head_weight, *head_bias;

@@ -72,6 +72,7 @@ IkgatWeights make_ikgat_weights(const IkgatParams& p) {
     w.group_slots.push_back(slots);
   }
   const int D = W / H;
+  for (int c = 0; c < W; ++c) w.column_head.push_back(c / D);
   for (int g = 0; g < static_cast<int>(w.group_slots.size()); ++g) {
     for (int u = 0; u < kIkgatPad; ++u) {
       const int item = g * kIkgatPad + u, i = item / H, h = item % H;

@@ -101,6 +101,7 @@ struct IkgatWeights {
   // joint 0's key: a finite score that its -1e30 bias cancels.
   std::vector<int32_t> query_offset;
   std::vector<int32_t> key_offset;
+  std::vector<int32_t> column_head;  // (W,): c / (W / H), the head of feature column c
   AlignedFloats embed_weight;  // (J, 6, Wp)
   AlignedFloats embed_bias;    // (J, Wp)
   std::vector<IkgatBlock> blocks;
