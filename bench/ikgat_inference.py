@@ -8,14 +8,16 @@ Model: IKGAT(cmu_01_01 skeleton (38 joints), width=64, layers=4, heads=4,
 hops=3, expansion=2) with random weights (speed does not depend on them).
 Input: frames of the cmu_01_01 take, float32. Cases: batch 1 on one thread
 (the Python call included), batch 4096 on 1 and 2 threads (fastkin's pool
-and torch's intra-op threads set alike). Prints frames/s, each case's
-compute rate from the model's FLOP count, and compiled / torch ratios.
+and torch's intra-op threads set alike). Prints frames/s (best of
+interleaved repeats), each case's compute rate from the model's FLOP count,
+compiled / torch ratios, and the compiled path's CPU time per frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,17 @@ from fastkin.learned import IKGAT, CompiledIKGAT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Case, cpu_model, time_round_robin  # noqa: E402
+
+
+def cpu_time_per_frame(run, batch: int, seconds: float) -> float:
+    """Process CPU seconds (all threads) per frame over about `seconds` of
+    calls: what the work costs, whatever share of the cores other processes
+    take meanwhile (wall-clock rates fall with that share)."""
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds or calls == 0:
+        run()
+        calls += 1
+    return (time.process_time() - cpu) / (calls * batch)
 
 
 def main() -> None:
@@ -62,7 +75,8 @@ def main() -> None:
     print(f"CPU: {cpu_model()}, ISA {fastkin.build_info()['isa']}, torch {torch.__version__}")
     print(f"IKGAT width 64, 4 layers, 4 heads, hops 3, expansion 2, 38 joints: {flops / 1e6:.2f} MFLOP per frame "
           f"({int((~model.blocked).sum())} attended joint pairs); compiled vs torch max |difference| {error:.1e}")
-    print(f"{'case':<22} {'compiled frames/s':>18} {'torch frames/s':>15} {'ratio':>7} {'compiled':>10} {'us/frame':>9}")
+    print(f"{'case':<22} {'compiled frames/s':>18} {'torch frames/s':>15} {'ratio':>7} {'compiled':>10} "
+          f"{'us/frame':>9} {'cpu-us/frame':>13}")
     before_fk, before_torch = fastkin.get_num_threads(), torch.get_num_threads()
     try:
         for threads, batches in ((1, (1, 4096)), (2, (4096,))):
@@ -76,7 +90,8 @@ def main() -> None:
             for b in batches:
                 ours, theirs = timing[("compiled", b)].seconds, timing[("torch", b)].seconds
                 print(f"{f'batch {b}, {threads} thread(s)':<22} {b / ours:>18,.0f} {b / theirs:>15,.0f} "
-                      f"{theirs / ours:>6.1f}x {b * flops / ours / 1e9:>6.1f} GF/s {ours / b * 1e6:>9.2f}")
+                      f"{theirs / ours:>6.1f}x {b * flops / ours / 1e9:>6.1f} GF/s {ours / b * 1e6:>9.2f} "
+                      f"{cpu_time_per_frame(cases[('compiled', b)].run, b, args.seconds) * 1e6:>13.2f}")
     finally:
         fastkin.set_num_threads(before_fk)
         torch.set_num_threads(before_torch)
