@@ -67,7 +67,7 @@ void ikgat_forward(const IkgatWeights& weights, const float* positions, int64_t 
   const int64_t J = weights.joints;
   const int64_t frames = std::min<int64_t>(batch, std::max<int64_t>(1, kTokensPerBlock / J));
   const int64_t count = (batch + frames - 1) / frames;
-  const int64_t scratch = detail::ikgat_scratch_floats(view, frames, k.row_tile);
+  const int64_t scratch = detail::ikgat_scratch_floats(view, frames);
   // One block is worth a worker: it takes tens of microseconds or more.
   parallel_ranges(count, 1, 1, [&](int64_t begin, int64_t end) {
     float* s = detail::thread_scratch<float, 1>(scratch);

@@ -2,9 +2,9 @@
 // instruction set (included by ikgat_infer_{scalar,avx2,avx512}.cpp, each
 // with its own FASTKIN_ISA_NS and tile sizes).
 //
-// Activations are token-major: one row of Wp floats per (frame, joint), rows
-// padded to the product tile height, so the linear maps are plain matrix
-// products over all the block's tokens at once. Attention runs per frame
+// Activations are token-major: one row of Wp floats per (frame, joint), so
+// the linear maps are plain matrix products over all the block's tokens at
+// once. Attention runs per frame
 // over each joint's neighbour list only.
 //
 // Nothing in here calls std:: or Eigen: an inline function instantiated
@@ -268,20 +268,18 @@ void head(const IkgatView& m, const float* h, float* out) {
 template <int V, int U, bool VectorDot, int R, int NC>
 void forward_block(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
   const int J = m.joints, W = m.width, Wp = m.width_pad, Ep = m.hidden_pad;
-  const int64_t tokens = frames * J, rows = ikgat_padded_rows(m, frames, R);
+  const int64_t rows = frames * J;
   float* x = scratch;
   float* h = x + rows * Wp;
   float* wide = h + rows * Wp;  // qkv, later the MLP's hidden layer
   float* attention_scratch = wide + rows * (3 * Wp > Ep ? 3 * Wp : Ep);
   for (int64_t f = 0; f < frames; ++f) embed<V>(m, positions + f * J * 3, x + f * J * Wp);
-  for (int64_t i = tokens * Wp; i < rows * Wp; ++i) x[i] = 0.0f;
   layer_norm<V>(x, rows, W, Wp, h);
   for (int l = 0; l < m.layers; ++l) {
     const IkgatBlockView& b = m.blocks[l];
     product<V, R, NC, Then::Store>(h, Wp, rows, b.qkv_weight, Wp, 3 * Wp, b.qkv_bias, wide, 3 * Wp);
     for (int64_t f = 0; f < frames; ++f)
       attention<V, U, VectorDot>(m, b.pair_bias, wide + f * J * 3 * Wp, h + f * J * Wp, attention_scratch);
-    for (int64_t i = tokens * Wp; i < rows * Wp; ++i) h[i] = 0.0f;
     product<V, R, NC, Then::AddTo>(h, Wp, rows, b.out_weight, Wp, Wp, b.out_bias, x, Wp);
     layer_norm<V>(x, rows, W, Wp, h);
     product<V, R, NC, Then::Silu>(h, Wp, rows, b.mlp1_weight, Wp, Ep, b.mlp1_bias, wide, Ep);
@@ -309,5 +307,5 @@ void forward_any(const IkgatView& m, const float* positions, int64_t frames, flo
 // FASTKIN_EXPORT_IKGAT(namespace, float lanes, tile rows, tile vectors).
 #define FASTKIN_EXPORT_IKGAT(NS, V, R, NC)                                   \
   namespace fastkin::detail {                                               \
-  IkgatKernel ikgat_kernel_##NS() { return {R, &NS::forward_any<V, R, NC>}; } \
+  IkgatKernel ikgat_kernel_##NS() { return {&NS::forward_any<V, R, NC>}; }    \
   }

@@ -37,20 +37,15 @@ struct IkgatView {
 };
 
 struct IkgatKernel {
-  int row_tile;  // the matrix-product tile height: activation rows are padded to it
   // positions (frames, J, 3) -> out (frames, J, 3, 3); scratch holds
-  // ikgat_scratch_floats(view, frames, row_tile) floats, 64-byte aligned.
+  // ikgat_scratch_floats(view, frames) floats, 64-byte aligned.
   void (*forward)(const IkgatView& view, const float* positions, int64_t frames, float* out, float* scratch);
 };
 
-inline int64_t ikgat_padded_rows(const IkgatView& v, int64_t frames, int row_tile) {
-  return (frames * v.joints + row_tile - 1) / row_tile * row_tile;
-}
-
 // Activations x and h (rows x Wp), qkv / hidden (rows x max(3 Wp, Ep)), and
-// one attention group's weights.
-inline int64_t ikgat_scratch_floats(const IkgatView& v, int64_t frames, int row_tile) {
-  const int64_t rows = ikgat_padded_rows(v, frames, row_tile);
+// one attention group's weights; a row per (frame, joint).
+inline int64_t ikgat_scratch_floats(const IkgatView& v, int64_t frames) {
+  const int64_t rows = frames * v.joints;
   const int64_t wide = 3 * v.width_pad > v.hidden_pad ? 3 * v.width_pad : v.hidden_pad;
   const int64_t attention = static_cast<int64_t>(v.max_slots) * kIkgatGroup;
   return rows * (2 * v.width_pad + wide) + attention;

@@ -44,13 +44,27 @@ inline void product_tile(const float* a, int64_t lda, const float* b, int64_t ld
     }
 }
 
+// The last rows tile, shorter than R.
+template <int V, int R, int NC, Then T>
+inline void product_short_tile(const float* a, int64_t lda, int rows, const float* b, int64_t ldb, int K,
+                               const float* bias, float* c, int64_t ldc) {
+  if constexpr (R > 1) {
+    if (rows < R) return product_short_tile<V, R - 1, NC, T>(a, lda, rows, b, ldb, K, bias, c, ldc);
+  }
+  product_tile<V, R, NC, T>(a, lda, b, ldb, K, bias, c, ldc);
+}
+
 // Columns [col, col + NC V) for every row tile: this panel of B stays in L1
 // while the rows stream past.
 template <int V, int R, int NC, Then T>
 inline void product_panel(const float* a, int64_t lda, int64_t rows, const float* b, int64_t ldb, int K,
                           const float* bias, float* c, int64_t ldc, int col) {
-  for (int64_t r = 0; r < rows; r += R)
+  int64_t r = 0;
+  for (; r + R <= rows; r += R)
     product_tile<V, R, NC, T>(a + r * lda, lda, b + col, ldb, K, bias + col, c + r * ldc + col, ldc);
+  if (r < rows)
+    product_short_tile<V, R, NC, T>(a + r * lda, lda, static_cast<int>(rows - r), b + col, ldb, K, bias + col,
+                                    c + r * ldc + col, ldc);
 }
 
 // The last panel, narrower than NC vectors.
@@ -63,7 +77,7 @@ inline void product_tail(const float* a, int64_t lda, int64_t rows, const float*
   product_panel<V, R, NC, T>(a, lda, rows, b, ldb, K, bias, c, ldc, col);
 }
 
-// rows is a multiple of R and cols of V.
+// cols is a multiple of V.
 template <int V, int R, int NC, Then T>
 void product(const float* a, int64_t lda, int64_t rows, const float* b, int K, int cols, const float* bias, float* c,
              int64_t ldc) {
