@@ -60,9 +60,12 @@ inline float hsum(FVec<V> v) {
 template <int H, int V, std::size_t... L>
 inline FVec<V> fold_pair(FVec<V> a, FVec<V> b, std::index_sequence<L...>) {
 #if FASTKIN_SHUFFLE
-  const FVec<V> low = __builtin_shufflevector(a, b, ((L & H) ? V + int(L) - H : int(L))...);
-  const FVec<V> high = __builtin_shufflevector(a, b, ((L & H) ? V + int(L) : int(L) + H)...);
-  return low + high;
+  // A blend (lanes stay put: any port) and one two-source permute (the
+  // shuffle port, the bottleneck here) per stage.
+  const IVec<V> from_b = {((L & H) ? -1 : 0)...};
+  const FVec<V> kept = from_b ? b : a;
+  const FVec<V> moved = __builtin_shufflevector(a, b, ((L & H) ? V + int(L) - H : int(L) + H)...);
+  return kept + moved;
 #else
   FVec<V> out;
   for (int l = 0; l < V; ++l) {
