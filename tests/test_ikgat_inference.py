@@ -8,6 +8,7 @@ import doctest
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -128,6 +129,36 @@ def test_frames_are_independent_of_batch_and_threads(walk_model):
     finally:
         fastkin.set_num_threads(before)
     np.testing.assert_array_equal(alone, together[[0, 151, 299]])
+
+
+def test_concurrent_calls_match_serial(walk_model):
+    """Several Python threads at once (the GIL is released; each thread has
+    its own scratch), with the pool resized meanwhile."""
+    compiled = CompiledIKGAT(walk_model)
+    inputs = [random_positions(walk_model.skeleton, n, seed=n) for n in (1, 9, 200)]
+    expected = [compiled.bone_rotations(x) for x in inputs]
+    failures: list[str] = []
+
+    def worker(seed: int) -> None:
+        for i in np.random.default_rng(seed).permutation(len(inputs) * 3) % len(inputs):
+            if not np.array_equal(compiled.bone_rotations(inputs[i]), expected[i]):
+                failures.append(f"input {i} differs in thread {seed}")
+
+    def resizer() -> None:
+        for n in (1, 3, 2, 1, 2):
+            fastkin.set_num_threads(n)
+
+    before = fastkin.get_num_threads()
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)] + [threading.Thread(target=resizer)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        fastkin.set_num_threads(before)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not failures, failures[:3]
 
 
 def test_empty_batch(walk_model):
