@@ -35,4 +35,5 @@ NB_MODULE(_core, m) {
   fastkin::bindings::bind_ik_solve(m);
   fastkin::bindings::bind_ik_chains(m);
   fastkin::bindings::bind_ik_analytic(m);
+  fastkin::bindings::bind_ikgat_infer(m);
 }

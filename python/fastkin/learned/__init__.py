@@ -7,6 +7,7 @@ from .checkpoint import load_model, load_weights, save_model, skeleton_from_json
 from .conform import CMU_ASF_TO_BVH, Conformed, conform
 from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
+from .fast_inference import CompiledIKGAT
 from .ikgat import IKGAT, hop_distances
 from .pretrained import PRETRAINED, load_pretrained
 from .report import run_benchmark
@@ -18,7 +19,7 @@ __all__ = [
     "CMU_ASF_TO_BVH", "Conformed", "conform",
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
-    "IKGAT", "hop_distances",
+    "IKGAT", "hop_distances", "CompiledIKGAT",
     "PRETRAINED", "load_pretrained", "run_benchmark",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip
