@@ -12,7 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._backend import is_torch
-from ..bone_frames import bone_frames, bone_world_to_local
+from .. import _core
+from ..bone_frames import bone_frames, bone_world_to_local, frame_constants
 from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
 from ..skeleton import Skeleton
 from .augment import aligned_frames
@@ -80,6 +81,8 @@ class IKGAT(nn.Module):
         # Untrained, the model answers the rest pose.
         rest = matrix_to_rot6d(torch.from_numpy(bone_frames(skeleton)).float())
         self.head_bias = nn.Parameter(rest.clone())
+        # Walking the module tree on every predict call costs more than a small forward pass.
+        self._parameter_list = list(self.parameters())
 
     def features(self, positions: torch.Tensor) -> torch.Tensor:
         """``(B, J, 6)`` token inputs of ``(B, J, 3)`` positions: root-relative
@@ -149,23 +152,26 @@ class IKGAT(nn.Module):
             raise ValueError("positions must be finite (they hold NaN or infinity)")
         batch = tuple(positions.shape[:-2])
         differentiable = torch_in and torch.is_grad_enabled() and not refine
-        on_cpu = all(p.device.type == "cpu" for p in self.parameters())
-        if differentiable or not on_cpu:
+        if differentiable or any(p.device.type != "cpu" for p in self._parameter_list):
             flat = positions.reshape(-1, j, 3) if torch_in else torch.from_numpy(positions.reshape(-1, j, 3))
             local = self._local_torch(flat, skeleton, batch_size, differentiable).to(torch.float64)
-            flat = flat.to(torch.float64)
-        else:  # the compiled forward pass: no torch at call time
+            rotations = matrix_to_quat(local)
+            root = flat[:, 0].to(torch.float64).cpu() - torch.from_numpy(np.array(skeleton.offsets[0]))
+            if refine:
+                rotations, root = map(torch.from_numpy, _refine(skeleton, flat.detach().cpu().numpy(),
+                                                                rotations.detach().numpy(), root.detach().numpy(),
+                                                                refine_iters))
+        else:  # the compiled forward pass: numpy only, no torch at call time
             flat = (positions.detach().cpu().numpy() if torch_in else positions).reshape(-1, j, 3)
-            local = torch.from_numpy(self._local_compiled(flat, skeleton))
-            flat = torch.from_numpy(flat.astype(np.float64))
-        root = flat[:, 0] - torch.from_numpy(np.array(skeleton.offsets[0]))
-        rotations = matrix_to_quat(local)
-        if refine:
-            rotations, root = _refine(skeleton, flat, rotations, root, refine_iters)
+            rotations = matrix_to_quat(self._local_compiled(flat, skeleton))
+            root = flat[:, 0].astype(np.float64) - skeleton.offsets[0]
+            if refine:
+                rotations, root = _refine(skeleton, flat, rotations, root, refine_iters)
         rotations, root = rotations.reshape(*batch, j, 4), root.reshape(*batch, 3)
         if torch_in:
-            return rotations.to(positions.dtype), root.to(positions.dtype)
-        return rotations.numpy(), root.numpy()
+            as_torch = lambda a: (a if is_torch(a) else torch.from_numpy(a)).to(positions.dtype)  # noqa: E731
+            return as_torch(rotations), as_torch(root)
+        return rotations, root
 
     def _local_torch(self, flat: torch.Tensor, skeleton: Skeleton, batch_size: int, grad: bool) -> torch.Tensor:
         device = next(self.parameters()).device
@@ -180,13 +186,22 @@ class IKGAT(nn.Module):
         whenever a parameter has changed since the last call."""
         from .fast_inference import CompiledIKGAT
 
-        stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        # In-place updates bump _version; .to() and friends move the storage.
+        stamp = (self._parameter_list[0].data_ptr(), tuple(p._version for p in self._parameter_list))
         if getattr(self, "_compiled_stamp", None) != stamp:
             self._compiled = CompiledIKGAT(self)
             self._compiled_stamp = stamp
         world = self._compiled.bone_rotations(np.ascontiguousarray(flat, dtype=np.float32)).astype(np.float64)
-        frames = None if skeleton is self.skeleton else aligned_frames(skeleton, self.skeleton)
-        return bone_world_to_local(skeleton, world, frames=frames)
+        # The frame constants of this body (validated once, cached on it).
+        key = ("ikgat_frame_constants", id(self.skeleton))
+        cached = skeleton._torch_cache.get(key)
+        if cached is None or cached[0] is not self.skeleton:
+            frames = None if skeleton is self.skeleton else aligned_frames(skeleton, self.skeleton)
+            cached = skeleton._torch_cache[key] = (self.skeleton, frame_constants(skeleton, frames, np.float64))
+        local = np.empty_like(world)
+        if not _core.bone_world_to_local(skeleton.parents, world, cached[1], local):
+            raise ValueError("the network's output is not finite (are the positions extreme?)")
+        return local
 
     def _body(self, skeleton: Skeleton | None) -> Skeleton:
         if skeleton is None:
@@ -245,11 +260,10 @@ def hop_distances(parents: Any) -> np.ndarray:
     return np.minimum(distance, far)
 
 
-def _refine(skeleton: Skeleton, positions: torch.Tensor, rotations: torch.Tensor, root: torch.Tensor,
-            iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _refine(skeleton: Skeleton, positions: np.ndarray, rotations: np.ndarray, root: np.ndarray,
+            iterations: int) -> tuple[np.ndarray, np.ndarray]:
     from ..ik import solve
 
-    result = solve(skeleton, positions.detach().cpu().numpy().astype(np.float64),
-                   init=rotations.detach().cpu().numpy().astype(np.float64),
-                   init_root=root.detach().cpu().numpy().astype(np.float64), max_iters=iterations)
-    return torch.from_numpy(result.rotations), torch.from_numpy(result.root_translation)
+    as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    result = solve(skeleton, as64(positions), init=as64(rotations), init_root=as64(root), max_iters=iterations)
+    return result.rotations, result.root_translation
