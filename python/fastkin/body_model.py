@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ._backend import is_torch, read_only
+
+if TYPE_CHECKING:  # torch is optional at run time
+    import torch
 from .kinematics import fk_batch
 from .rotations import axis_angle_to_matrix, quat_to_matrix
 from .skeleton import Skeleton
@@ -519,6 +522,7 @@ def _parents_from(parents: Any, kintree_table: Any) -> np.ndarray:
             raise ValueError("parents and kintree_table disagree; pass one of them")
         source = "parents"
     else:
+        assert from_table is not None  # parents is None, so kintree_table was given
         array, source = from_table, "kintree_table"
     late = np.flatnonzero(array >= np.arange(len(array)))
     if late.size:
@@ -635,14 +639,14 @@ def _pose_form(pose: Any, num_joints: int, pose_form: str | None) -> str:
     )
 
 
-def _numpy_inputs(betas, pose, translation):
+def _numpy_inputs(betas: Any, pose: Any, translation: Any) -> list[np.ndarray | None]:
     """The arguments as C-contiguous float arrays of one dtype: that of the
     first float32/float64 array among them (float64 when none is)."""
     named = (("betas", betas), ("pose", pose), ("translation", translation))
     dtype = next(
         (a.dtype for _, a in named if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)), np.dtype(np.float64)
     )
-    out = []
+    out: list[np.ndarray | None] = []
     for name, value in named:
         if value is None:
             out.append(None)
@@ -659,7 +663,7 @@ def _numpy_inputs(betas, pose, translation):
     return out
 
 
-def _torch_inputs(betas, pose, translation):
+def _torch_inputs(betas: Any, pose: Any, translation: Any) -> list[torch.Tensor | None]:
     """The arguments as tensors of the first tensor's dtype and device
     (non-tensors converted; a tensor that differs is an error)."""
     import torch
@@ -668,7 +672,7 @@ def _torch_inputs(betas, pose, translation):
     ref_name, reference = next((n, a) for n, a in named if is_torch(a))
     if reference.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{ref_name} must be float32 or float64, got {reference.dtype}")
-    out = []
+    out: list[torch.Tensor | None] = []
     for name, value in named:
         if value is None:
             out.append(None)

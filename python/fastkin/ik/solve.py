@@ -174,7 +174,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     context = _context(skeleton, dtype)
     J = skeleton.num_joints
     joint_indices = None if joints is None else _joint_indices(skeleton, joints)  # None: every joint
-    count = J if joints is None else len(joint_indices)
+    count = J if joint_indices is None else len(joint_indices)
     if targets.ndim < 2 or targets.shape[-2:] != (count, 3):
         raise ValueError(f"targets must have shape (..., {count}, 3) for {count} target joints, got {targets.shape}")
     batch = targets.shape[:-2]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
     starts = [0] + [m.end() for m in re.finditer(r"(?m)^\s*:", text)]
     sections = [(text[a:b], line_of(text, a)) for a, b in zip(starts, starts[1:] + [len(text)])]
     to_radians = np.pi / 180.0
-    root = {"order": [], "axis": np.array([0.0, 0.0, 0.0, 1.0]), "position": np.zeros(3)}
+    root: dict[str, Any] = {"order": [], "axis": np.array([0.0, 0.0, 0.0, 1.0]), "position": np.zeros(3)}
     bones: list[dict] = []
     hierarchy: dict[str, str] = {}
     for section, first_line in sections:

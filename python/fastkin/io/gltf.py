@@ -36,7 +36,7 @@ __all__ = ["load_gltf", "Character", "SkinnedMesh"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+_COMPONENTS: dict[int, type[np.number]] = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 # Bounds on what a file may make the reader allocate without data behind it.
@@ -136,7 +136,8 @@ def _read_container(path: Path) -> tuple[dict, Optional[bytes]]:
         _, version, length = struct.unpack_from("<III", raw, 0)
         if version != 2 or length > len(raw):
             raise FormatError(path, None, f"GLB version {version}, declared length {length} of {len(raw)} bytes")
-        chunks, at = {}, 12
+        chunks: dict[int, bytes] = {}
+        at = 12
         while at + 8 <= length:
             size, kind = struct.unpack_from("<II", raw, at)
             if at + 8 + size > length:
