@@ -6,6 +6,15 @@
 
 Malformed files raise :class:`FormatError` (a ValueError) with the file
 name and line.
+
+Example:
+    >>> import os, tempfile, fastkin
+    >>> walk = fastkin.data.default_motion()
+    >>> path = os.path.join(tempfile.mkdtemp(), "walk_30fps.bvh")
+    >>> fastkin.io.save_bvh(path, walk.resample(30))
+    >>> again = fastkin.io.load_bvh(path)
+    >>> again.skeleton.names == walk.skeleton.names, round(again.fps)  # the file keeps 1/30 s to 7 digits
+    (True, 30)
 """
 
 from .asf import load_asf_amc
