@@ -76,9 +76,7 @@ def test_every_public_name_has_an_example():
     missing = [n for n, value in names if not ("Example" in (value.__doc__ or "") and ">>>" in (value.__doc__ or ""))]
     assert not missing, f"no Example in the docstring of {missing}"
     doctested = {m.__name__ for m in public_modules()}
-    undoctested = [
-        n for n, value in names if getattr(inspect.getmodule(value), "__name__", "fastkin") not in doctested
-    ]
+    undoctested = [n for n, value in names if getattr(inspect.getmodule(value), "__name__", "fastkin") not in doctested]
     assert not undoctested, f"defined in a module whose examples no test runs: {undoctested}"
 
 

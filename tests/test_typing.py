@@ -25,8 +25,11 @@ MYPY_CONFIG = "[mypy]\n[mypy-torch.*]\nfollow_imports = skip\n"
 def public_functions() -> list[tuple[str, object]]:
     """(qualified name, function) for every public function and public
     method of a public class, in fastkin and its public subpackages."""
-    modules = [fastkin] + [v for v in vars(fastkin).values() if isinstance(v, types.ModuleType) and v.__name__ in
-                           {f"fastkin.{n}" for n in fastkin.__all__}]
+    modules = [fastkin] + [
+        v
+        for v in vars(fastkin).values()
+        if isinstance(v, types.ModuleType) and v.__name__ in {f"fastkin.{n}" for n in fastkin.__all__}
+    ]
     found = []
     for module in modules:
         for name in module.__all__:
@@ -74,9 +77,20 @@ def run_mypy(script: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     # Run outside the checkout so that the project's own mypy settings and
     # cache are not used: this is what a user's project sees.
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache"),
-         str(script)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            str(script),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

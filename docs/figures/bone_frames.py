@@ -54,7 +54,9 @@ def main(out: Path) -> None:
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: a smaller file
     fig, (left, right) = plt.subplots(1, 2, figsize=(7, 4.2))
     draw(left, skeleton, rest_positions, rest_frames, "rest pose: bone_frames(skeleton)")
-    draw(right, skeleton, positions - positions[0] + rest_positions[0], bone_rotations, "walk frame: local_to_bone_world")
+    draw(
+        right, skeleton, positions - positions[0] + rest_positions[0], bone_rotations, "walk frame: local_to_bone_world"
+    )
     handles = [plt.Line2D([], [], color=c, label=f"column {i + 1}") for i, c in enumerate(AXIS_COLOURS)]
     handles[0].set_label("column 1: the bone")
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)

@@ -281,17 +281,23 @@ class BodyModel:
         else:
             count = betas.shape[-1]
             shape_batch = tuple(betas.shape[:-1])
-            v_posed = data["v_template"] + (betas @ data["shape_basis"][:count]).reshape(shape_batch + (num_vertices, 3))
+            v_posed = data["v_template"] + (betas @ data["shape_basis"][:count]).reshape(
+                shape_batch + (num_vertices, 3)
+            )
             rest_joints = data["joint_template"] + (betas @ data["joint_shape_basis"][:count]).reshape(
                 shape_batch + (num_joints, 3)
             )
-            offsets = xp.broadcast(rest_joints - rest_joints[..., data["parent_or_self"], :] * data["has_parent"], batch, 2)
+            offsets = xp.broadcast(
+                rest_joints - rest_joints[..., data["parent_or_self"], :] * data["has_parent"], batch, 2
+            )
         if rotations is None:  # the rest pose
             rotations = xp.identity(data, batch + (num_joints, 3, 3))
         else:
             if num_joints > 1:
                 features = (rotations[..., 1:, :, :] - data["identity"]).reshape(tuple(rotations.shape[:-3]) + (-1,))
-                v_posed = v_posed + (features @ data["pose_basis"]).reshape(tuple(rotations.shape[:-3]) + (num_vertices, 3))
+                v_posed = v_posed + (features @ data["pose_basis"]).reshape(
+                    tuple(rotations.shape[:-3]) + (num_vertices, 3)
+                )
             rotations = xp.broadcast(rotations, batch, 3)
         if translation is not None:
             translation = xp.broadcast(translation, batch, 1)
@@ -494,7 +500,9 @@ def _real_array(value: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
     array = np.array(array, dtype=np.float64)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite; entry {tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])} is not")
+        raise ValueError(
+            f"{name} must be finite; entry {tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])} is not"
+        )
     return array
 
 
@@ -549,11 +557,15 @@ def _table_parents(kintree_table: Any) -> np.ndarray:
     num_joints = table.shape[1]
     ids = values[1]
     if sorted(ids.tolist()) != list(range(num_joints)):
-        raise ValueError(f"kintree_table row 1 must list the joint ids 0..{num_joints - 1}, got {ids.astype(np.int64).tolist()}")
+        raise ValueError(
+            f"kintree_table row 1 must list the joint ids 0..{num_joints - 1}, got {ids.astype(np.int64).tolist()}"
+        )
     root = (values[0] == -1) | (values[0] >= np.iinfo(np.int32).max)
     bad = np.flatnonzero(~root & ((values[0] < 0) | (values[0] >= num_joints)))
     if bad.size:
-        raise ValueError(f"kintree_table[0, {int(bad[0])}] = {values[0, bad[0]]:.0f} is not a joint id, -1 or a root marker")
+        raise ValueError(
+            f"kintree_table[0, {int(bad[0])}] = {values[0, bad[0]]:.0f} is not a joint id, -1 or a root marker"
+        )
     parents = np.empty(num_joints, np.int64)
     parents[ids.astype(np.int64)] = np.where(root, -1, values[0]).astype(np.int64)
     return parents
@@ -600,7 +612,9 @@ def _faces(faces: Any, num_vertices: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != 3:
         raise ValueError(f"faces must have shape (F, 3), got {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= num_vertices):
-        raise ValueError(f"faces must index vertices in [0, {num_vertices}); found {int(array.min())}..{int(array.max())}")
+        raise ValueError(
+            f"faces must index vertices in [0, {num_vertices}); found {int(array.min())}..{int(array.max())}"
+        )
     return array.astype(np.int32)
 
 
@@ -623,7 +637,9 @@ def _pose_form(pose: Any, num_joints: int, pose_form: str | None) -> str:
         if pose_form not in POSE_FORMS:
             raise ValueError(f"pose_form must be one of {POSE_FORMS} or None, got {pose_form!r}")
         if not fits[pose_form]:
-            raise ValueError(f"pose as {pose_form} must have shape {wanted[pose_form].replace('J', str(num_joints))}, got {shape}")
+            raise ValueError(
+                f"pose as {pose_form} must have shape {wanted[pose_form].replace('J', str(num_joints))}, got {shape}"
+            )
         return pose_form
     forms = [f for f in POSE_FORMS if fits[f]]
     if len(forms) == 1:
@@ -644,7 +660,8 @@ def _numpy_inputs(betas: Any, pose: Any, translation: Any) -> list[np.ndarray | 
     first float32/float64 array among them (float64 when none is)."""
     named = (("betas", betas), ("pose", pose), ("translation", translation))
     dtype = next(
-        (a.dtype for _, a in named if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)), np.dtype(np.float64)
+        (a.dtype for _, a in named if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)),
+        np.dtype(np.float64),
     )
     out: list[np.ndarray | None] = []
     for name, value in named:

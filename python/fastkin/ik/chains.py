@@ -177,7 +177,9 @@ def two_bone_skeleton(
                 f"joints: joint {upper_joint} ({skeleton.names[upper_joint]}) is not an ancestor of joint "
                 f"{lower_joint} ({skeleton.names[lower_joint]})"
             )
-    arrays, like = _float_inputs({"rotations": rotations, "target": target, "pole": pole, "root_translation": root_translation})
+    arrays, like = _float_inputs(
+        {"rotations": rotations, "target": target, "pole": pole, "root_translation": root_translation}
+    )
     rotations = arrays["rotations"]
     world_rotations, world_positions = fk_batch(skeleton, rotations, arrays["root_translation"])
     new = two_bone(

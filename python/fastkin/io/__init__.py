@@ -23,4 +23,13 @@ from .errors import FormatError
 from .gltf import Character, SkinnedMesh, load_gltf
 from .layout import channel_layout
 
-__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "load_gltf", "Character", "SkinnedMesh", "channel_layout", "FormatError"]
+__all__ = [
+    "load_bvh",
+    "save_bvh",
+    "load_asf_amc",
+    "load_gltf",
+    "Character",
+    "SkinnedMesh",
+    "channel_layout",
+    "FormatError",
+]
