@@ -269,7 +269,11 @@ def dqs_reference(transforms, vertices, joint_indices, weights, points=True):
     transforms = np.asarray(transforms, np.float64)
     batch = transforms.shape[:-3]
     flat = transforms.reshape((-1,) + transforms.shape[-3:])
-    vertices = np.broadcast_to(np.asarray(vertices, np.float64), batch + (len(joint_indices), 3)).reshape(len(flat), -1, 3).copy()
+    vertices = (
+        np.broadcast_to(np.asarray(vertices, np.float64), batch + (len(joint_indices), 3))
+        .reshape(len(flat), -1, 3)
+        .copy()
+    )
     out = np.zeros_like(vertices)
     for b, pose in enumerate(flat):
         real = Rotation.from_matrix(pose[:, :, :3]).as_quat()  # xyzw
@@ -301,6 +305,8 @@ def random_rigid_transforms(rng: np.random.Generator, shape, scale: float = 1.0)
     rotation = Rotation.from_quat(random_quaternions(rng, (int(np.prod(shape)),))).as_matrix()
     out = np.concatenate([rotation, scale * rng.normal(size=(len(rotation), 3, 1))], axis=-1)
     return out.reshape(tuple(shape) + (3, 4))
+
+
 def primary_children_reference(parents, offsets) -> list[int]:
     """The documented primary-child rule, written out joint by joint: the
     child with the longest offset (lowest index on ties), skipping bones
@@ -397,7 +403,9 @@ def body_model_reference(arrays: dict, betas=None, pose=None, translation=None, 
     else:
         core = pose.shape[pose.ndim - trailing :]
         pose_flat = np.broadcast_to(pose, batch + core).reshape((count,) + core).copy()
-    shift_flat = np.zeros((count, 3)) if translation is None else np.broadcast_to(translation, batch + (3,)).reshape(count, 3)
+    shift_flat = (
+        np.zeros((count, 3)) if translation is None else np.broadcast_to(translation, batch + (3,)).reshape(count, 3)
+    )
     vertices_out = np.zeros((count, num_vertices, 3))
     joints_out = np.zeros((count, num_joints, 3))
     for b in range(count):
@@ -413,7 +421,11 @@ def body_model_reference(arrays: dict, betas=None, pose=None, translation=None, 
             local = Rotation.from_quat(pose_flat[b]).as_matrix()
         else:
             local = pose_flat[b]
-        feature = np.concatenate([(local[j] - np.eye(3)).ravel() for j in range(1, num_joints)]) if num_joints > 1 else np.zeros(0)
+        feature = (
+            np.concatenate([(local[j] - np.eye(3)).ravel() for j in range(1, num_joints)])
+            if num_joints > 1
+            else np.zeros(0)
+        )
         posed = shaped + np.einsum("vcp,p->vc", posedirs, feature)
         world = np.zeros((num_joints, 4, 4))
         for j, p in enumerate(parents):

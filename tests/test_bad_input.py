@@ -23,7 +23,8 @@ r0, m0, e0, t0 = np.zeros((5, 3)), np.tile([1.0, 0, 0], (5, 1)), np.tile([2.0, 0
 P = np.tile(np.arange(12.0).reshape(4, 3), (5, 1, 1)); G = np.ones((5, 2, 3)); G1 = np.ones((5, 1, 3)); par = [-1, 0, 1, 1]
 """
 
-# (code, expected exception type, text the message must contain)
+# (code, expected exception type, text the message must contain); one case a line, as a table
+# fmt: off
 CASES = {
     "wrong_joint_count": ("fastkin.fk_batch(sk, np.zeros((5, 3, 4)))", "ValueError", "rotations must have shape (..., 4, 4)"),
     "wrong_trailing_shape": ("fastkin.fk_batch(sk, np.zeros((5, 4, 3)))", "ValueError", "rotations must have shape"),
@@ -192,8 +193,11 @@ CASES = {
     "set_num_threads_zero": ("fastkin.set_num_threads(0)", "ValueError", "num_threads must be >= 1"),
     "set_num_threads_float": ("fastkin.set_num_threads(1.5)", "TypeError", "num_threads must be an int"),
 }
+# fmt: on
 
-RUNNER = SETUP + """
+RUNNER = (
+    SETUP
+    + """
 import sys
 try:
 {code}
@@ -203,6 +207,7 @@ except Exception as error:
 else:
     print("RESULT no error")
 """
+)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

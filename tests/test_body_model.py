@@ -138,7 +138,9 @@ def test_defaults_and_broadcasting(model, arrays, betas_shape, pose_batch, trans
     pose = None if pose_batch is None else random_pose(rng, pose_batch, "axis_angle")
     translation = None if translation_shape is None else rng.normal(size=translation_shape)
     out = model(betas=betas, pose=pose, translation=translation)
-    padded = None if betas is None else np.concatenate([betas, np.zeros(betas.shape[:-1] + (10 - betas.shape[-1],))], -1)
+    padded = (
+        None if betas is None else np.concatenate([betas, np.zeros(betas.shape[:-1] + (10 - betas.shape[-1],))], -1)
+    )
     vertices, joints = body_model_reference(reference_arrays(arrays), padded, pose, translation, "axis_angle")
     assert out.vertices.shape == vertices.shape and out.joints.shape == joints.shape
     assert_relative(out.vertices, vertices, 1e-10)
@@ -201,7 +203,9 @@ def test_constructor_from_arrays_and_properties(model, arrays):
     assert direct.faces.dtype == np.int32 and model.faces is not None
     np.testing.assert_array_equal(direct.parents, model.parents)
     assert direct.skeleton.num_joints == 24
-    np.testing.assert_allclose(fastkin.fk_batch(direct.skeleton, direct.skeleton.rest_pose())[1], direct.rest_joints, atol=1e-12)
+    np.testing.assert_allclose(
+        fastkin.fk_batch(direct.skeleton, direct.skeleton.rest_pose())[1], direct.rest_joints, atol=1e-12
+    )
     joint_indices, weights = direct.influences
     assert joint_indices.shape == (200, 4)  # the most nonzeros of a row: nothing is dropped
     dense = np.zeros((200, 24))
@@ -217,7 +221,14 @@ def test_a_scipy_sparse_regressor_is_densified(arrays):
 
 
 def test_model_data_is_immutable(model):
-    for array in (model.v_template, model.J_regressor, model.weights, model.parents, model.rest_joints, *model.influences):
+    for array in (
+        model.v_template,
+        model.J_regressor,
+        model.weights,
+        model.parents,
+        model.rest_joints,
+        *model.influences,
+    ):
         assert not array.flags.writeable
     with pytest.raises(AttributeError):
         model.v_template = np.zeros((200, 3))
@@ -394,11 +405,19 @@ def test_truncated_and_foreign_files(model_path, tmp_path):
         ({"pose": np.zeros(72)}, ValueError, r"pose must have shape.*reshape it to \(\.\.\., 24, 3\)"),
         ({"pose": np.zeros((23, 3))}, ValueError, "pose must have shape"),
         ({"pose": np.zeros((24, 3)), "pose_form": "euler"}, ValueError, "pose_form must be one of"),
-        ({"pose": np.zeros((24, 3)), "pose_form": "matrix"}, ValueError, r"pose as matrix must have shape \(\.\.\., 24, 3, 3\)"),
+        (
+            {"pose": np.zeros((24, 3)), "pose_form": "matrix"},
+            ValueError,
+            r"pose as matrix must have shape \(\.\.\., 24, 3, 3\)",
+        ),
         ({"pose": np.zeros((24, 4))}, ValueError, "zero quaternion"),
         ({"translation": np.zeros(2)}, ValueError, r"translation must have shape \(\.\.\., 3\)"),
         ({"betas": np.zeros((2, 10)), "pose": np.zeros((3, 24, 3))}, ValueError, "do not broadcast"),
-        ({"betas": np.zeros(10, np.float32), "pose": np.zeros((24, 3))}, TypeError, "pose has dtype float64 but betas is float32"),
+        (
+            {"betas": np.zeros(10, np.float32), "pose": np.zeros((24, 3))},
+            TypeError,
+            "pose has dtype float64 but betas is float32",
+        ),
         ({"betas": np.zeros(10, np.float16)}, TypeError, "betas must be float32 or float64"),
         ({"betas": np.array(["a"] * 10)}, TypeError, "betas must be a real numeric array"),
     ],

@@ -104,8 +104,9 @@ def test_childless_root_uses_its_rest_x_axis(rng):
 
 
 def test_primary_child_override():
-    skeleton = fastkin.Skeleton([-1, 0, 0, 1], [[0, 0, 0], [0, 2, 0], [1, 0, 0], [0, 0, 1]],
-                                names=["root", "long", "short", "tip"])
+    skeleton = fastkin.Skeleton(
+        [-1, 0, 0, 1], [[0, 0, 0], [0, 2, 0], [1, 0, 0], [0, 0, 1]], names=["root", "long", "short", "tip"]
+    )
     np.testing.assert_array_equal(fastkin.bone_frames(skeleton)[0][:, 0], [0, 1, 0])
     for override in ({0: 2}, {"root": "short"}, [2, 3, -1, -1], np.array([2, 3, -1, -1])):
         frames = fastkin.bone_frames(skeleton, primary_child=override)
@@ -164,8 +165,12 @@ def test_rest_pose_gives_the_frames(rng):
 
 
 @settings(max_examples=50, deadline=None)
-@given(posed_skeletons(), st.sampled_from([(), (1,), (4,), (2, 3)]), st.sampled_from([np.float32, np.float64]),
-       st.sampled_from(["quat", "matrix"]))
+@given(
+    posed_skeletons(),
+    st.sampled_from([(), (1,), (4,), (2, 3)]),
+    st.sampled_from([np.float32, np.float64]),
+    st.sampled_from(["quat", "matrix"]),
+)
 def test_round_trip_and_reference_on_random_skeletons(case, batch, dtype, form):
     skeleton, rng = case
     rotations = pose(rng, skeleton, batch, form, dtype)
@@ -313,8 +318,12 @@ def test_non_contiguous_and_list_inputs(rng):
     bone = fastkin.local_to_bone_world(skeleton, random_quaternions(rng, (6, 24)))
     strided = np.swapaxes(np.swapaxes(bone, 0, 1).copy(), 0, 1)
     assert not strided.flags.c_contiguous
-    np.testing.assert_array_equal(fastkin.bone_world_to_local(skeleton, strided), fastkin.bone_world_to_local(skeleton, bone))
-    np.testing.assert_array_equal(fastkin.bone_world_to_local(skeleton, bone[0].tolist()), fastkin.bone_world_to_local(skeleton, bone[0]))
+    np.testing.assert_array_equal(
+        fastkin.bone_world_to_local(skeleton, strided), fastkin.bone_world_to_local(skeleton, bone)
+    )
+    np.testing.assert_array_equal(
+        fastkin.bone_world_to_local(skeleton, bone[0].tolist()), fastkin.bone_world_to_local(skeleton, bone[0])
+    )
 
 
 def test_empty_batch(rng):

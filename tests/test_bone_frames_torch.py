@@ -55,7 +55,9 @@ def test_torch_values_match_numpy(form, dtype):
 @pytest.mark.parametrize("form", ["quat", "matrix"])
 def test_gradcheck_local_to_bone_world(form):
     skeleton, rotations = make_case(FOREST, (3,), form=form, seed=1)
-    assert torch.autograd.gradcheck(lambda r: fastkin.local_to_bone_world(skeleton, r), (rotations,), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(
+        lambda r: fastkin.local_to_bone_world(skeleton, r), (rotations,), eps=1e-6, atol=1e-7
+    )
 
 
 def test_gradcheck_bone_world_to_local():
@@ -132,7 +134,9 @@ def test_torch_compile_two_skeletons_custom_frames_and_dtypes():
     frames = fastkin.bone_frames(skeleton, primary_child={0: 6})
 
     def step(r, s):
-        mine = fastkin.bone_world_to_local(skeleton, fastkin.local_to_bone_world(skeleton, r, frames=frames), frames=frames)
+        mine = fastkin.bone_world_to_local(
+            skeleton, fastkin.local_to_bone_world(skeleton, r, frames=frames), frames=frames
+        )
         theirs = fastkin.local_to_bone_world(other, s)
         return mine, theirs, fastkin.local_to_bone_world(skeleton, r)
 
@@ -146,7 +150,10 @@ def test_native_path_matches_the_kernels():
     bone = fastkin.local_to_bone_world(skeleton, rotations).detach()
     constants = constants_of(skeleton)
     torch.testing.assert_close(
-        bone_world_to_local_native(FOREST, bone, constants), fastkin.bone_world_to_local(skeleton, bone), rtol=0, atol=1e-14
+        bone_world_to_local_native(FOREST, bone, constants),
+        fastkin.bone_world_to_local(skeleton, bone),
+        rtol=0,
+        atol=1e-14,
     )
 
 
@@ -159,7 +166,9 @@ def test_custom_frames_as_tensor():
             bone.detach().numpy(), fastkin.local_to_bone_world(skeleton, rotations.detach().numpy(), frames=frames)
         )
         back = fastkin.bone_world_to_local(skeleton, bone, frames=given)
-        np.testing.assert_allclose(back.detach().numpy(), local_matrices(rotations.detach().numpy(), len(FOREST)), atol=1e-12)
+        np.testing.assert_allclose(
+            back.detach().numpy(), local_matrices(rotations.detach().numpy(), len(FOREST)), atol=1e-12
+        )
 
 
 def test_torch_bad_input_names_the_argument():

@@ -112,7 +112,10 @@ def test_crlf_tabs_scientific_and_interleaved_channels(tmp_path):
         (lambda t: t.replace("-30 0 0", "-30 nan 0"), r"bad.bvh:20: malformed or non-finite number 'nan'"),
         (lambda t: t.replace("-30 0 0", "-30 0 1e400"), r"bad.bvh:20: malformed or non-finite number '1e400'"),
         (lambda t: t.replace("JOINT Arm", "JOINT Hips"), "unique"),
-        (lambda t: t.replace("ROOT Hips\n{", "ROOT Hips\n").replace("}\nMOTION", "MOTION"), "outside any joint|unexpected token"),
+        (
+            lambda t: t.replace("ROOT Hips\n{", "ROOT Hips\n").replace("}\nMOTION", "MOTION"),
+            "outside any joint|unexpected token",
+        ),
     ],
 )
 def test_malformed_files_raise_clear_errors(mutate, match, tmp_path):

@@ -70,8 +70,16 @@ def test_ik_solves_positions_into_a_bvh(tmp_path):
 
     walk = fastkin.data.default_motion()[:150]
     np.save(tmp_path / "walk.npy", walk.positions())
-    code, out, err = run("ik", str(tmp_path / "walk.npy"), "--skeleton", str(fastkin.data.path("cmu_12_01_walk.bvh")),
-                         "-o", str(tmp_path / "out.bvh"), "--smoothness", "0")
+    code, out, err = run(
+        "ik",
+        str(tmp_path / "walk.npy"),
+        "--skeleton",
+        str(fastkin.data.path("cmu_12_01_walk.bvh")),
+        "-o",
+        str(tmp_path / "out.bvh"),
+        "--smoothness",
+        "0",
+    )
     assert code == 0, err
     assert "converged 150/150" in out and "150/150 frames" in err  # summary and progress bar
     solved = fastkin.io.load_bvh(tmp_path / "out.bvh")
@@ -86,7 +94,13 @@ def test_ik_rejects_positions_of_the_wrong_shape(tmp_path):
     import fastkin
 
     np.save(tmp_path / "bad.npy", np.zeros((5, 3, 3)))
-    code, _, err = run("ik", str(tmp_path / "bad.npy"), "--skeleton", str(fastkin.data.path("cmu_12_01_walk.bvh")), "-o",
-                       str(tmp_path / "out.bvh"))
+    code, _, err = run(
+        "ik",
+        str(tmp_path / "bad.npy"),
+        "--skeleton",
+        str(fastkin.data.path("cmu_12_01_walk.bvh")),
+        "-o",
+        str(tmp_path / "out.bvh"),
+    )
     assert code == 1 and "positions must have shape (frames, 38, 3)" in err
     assert not (tmp_path / "out.bvh").exists()

@@ -23,7 +23,11 @@ def test_default_motion_and_character():
 
 @pytest.mark.parametrize(
     "bundled, original",
-    [("cmu_12_01_walk.bvh", "test/bvh/pybvh_cmu_12_01_walk.bvh"), ("cmu_01_01.bvh", "train/cmu-bvh/01_01.bvh"), ("Fox.glb", "test/gltf/Fox.glb")],
+    [
+        ("cmu_12_01_walk.bvh", "test/bvh/pybvh_cmu_12_01_walk.bvh"),
+        ("cmu_01_01.bvh", "train/cmu-bvh/01_01.bvh"),
+        ("Fox.glb", "test/gltf/Fox.glb"),
+    ],
 )
 def test_bundled_files_are_unmodified_copies(bundled, original):
     source = shared_data() / original

@@ -45,14 +45,24 @@ def skeletons(draw, max_joints=200):
 
 
 @settings(max_examples=60, deadline=None)
-@given(skeletons(), st.sampled_from([(), (1,), (5,), (2, 3), (37,)]), st.sampled_from([np.float32, np.float64]),
-       st.sampled_from(["quat", "matrix"]), st.booleans())
+@given(
+    skeletons(),
+    st.sampled_from([(), (1,), (5,), (2, 3), (37,)]),
+    st.sampled_from([np.float32, np.float64]),
+    st.sampled_from(["quat", "matrix"]),
+    st.booleans(),
+)
 def test_fk_matches_reference_on_random_skeletons(case, batch, dtype, form, with_root):
     skeleton, rng = case
     quats = random_quaternions(rng, batch + (skeleton.num_joints,))
     rotations = quats if form == "quat" else fk_reference_matrices(quats)
     root = rng.normal(size=batch + (3,)) if with_root else None
-    expected_r, expected_p = fk_reference(skeleton.parents, skeleton.offsets.astype(dtype), rotations.astype(dtype), root if root is None else root.astype(dtype))
+    expected_r, expected_p = fk_reference(
+        skeleton.parents,
+        skeleton.offsets.astype(dtype),
+        rotations.astype(dtype),
+        root if root is None else root.astype(dtype),
+    )
     world_r, world_p = fastkin.fk_batch(skeleton, rotations.astype(dtype), None if root is None else root.astype(dtype))
     assert world_r.dtype == dtype and world_p.dtype == dtype
     assert world_r.shape == batch + (skeleton.num_joints, 3, 3)

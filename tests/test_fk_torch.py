@@ -38,7 +38,9 @@ def test_torch_values_match_reference(form, dtype):
     skeleton, rotations, root, offsets = make_inputs(SMPL_PARENTS, (3, 4), dtype, form=form)
     world_r, world_p = fastkin.fk_batch(skeleton, rotations, root)
     assert isinstance(world_r, torch.Tensor) and world_r.dtype == dtype
-    expected_r, expected_p = fk_reference(SMPL_PARENTS, offsets.detach().numpy(), rotations.detach().numpy(), root.detach().numpy())
+    expected_r, expected_p = fk_reference(
+        SMPL_PARENTS, offsets.detach().numpy(), rotations.detach().numpy(), root.detach().numpy()
+    )
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose(world_r.detach().numpy(), expected_r, atol=tol * 10)
     np.testing.assert_allclose(world_p.detach().numpy(), expected_p, atol=tol * 10 * max(1, np.abs(expected_p).max()))
@@ -60,7 +62,9 @@ def test_gradcheck_rotations_root_and_offsets(form, batched_offsets):
 
 def test_gradcheck_when_only_positions_are_used():
     skeleton, rotations, root, offsets = make_inputs(SMPL_PARENTS, (2,), seed=5)
-    assert torch.autograd.gradcheck(lambda r: fastkin.fk_batch(skeleton, r)[1].sum(-1), (rotations,), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradcheck(
+        lambda r: fastkin.fk_batch(skeleton, r)[1].sum(-1), (rotations,), eps=1e-6, atol=1e-7
+    )
 
 
 def test_gradients_match_torch_native_path_on_large_batch():
@@ -74,8 +78,12 @@ def test_gradients_match_torch_native_path_on_large_batch():
         world_r, world_p = fk(rotations, root, offsets)
         return (world_r * weights_r).sum() + (world_p * weights_p).sum()
 
-    grads = torch.autograd.grad(loss(lambda r, t, o: fastkin.fk_batch(skeleton, r, t, offsets=o)), (rotations, root, offsets))
-    native = torch.autograd.grad(loss(lambda r, t, o: fk_torch_native(SMPL_PARENTS, r, t, o)), (rotations, root, offsets))
+    grads = torch.autograd.grad(
+        loss(lambda r, t, o: fastkin.fk_batch(skeleton, r, t, offsets=o)), (rotations, root, offsets)
+    )
+    native = torch.autograd.grad(
+        loss(lambda r, t, o: fk_torch_native(SMPL_PARENTS, r, t, o)), (rotations, root, offsets)
+    )
     for g, n in zip(grads, native):
         torch.testing.assert_close(g, n, rtol=1e-10, atol=1e-9)
 
@@ -83,7 +91,9 @@ def test_gradients_match_torch_native_path_on_large_batch():
 def test_native_path_matches_reference():
     skeleton, rotations, root, offsets = make_inputs(FOREST, (2, 3), seed=7)
     world_r, world_p = fk_torch_native(FOREST, rotations, root, offsets)
-    expected_r, expected_p = fk_reference(FOREST, offsets.detach().numpy(), rotations.detach().numpy(), root.detach().numpy())
+    expected_r, expected_p = fk_reference(
+        FOREST, offsets.detach().numpy(), rotations.detach().numpy(), root.detach().numpy()
+    )
     np.testing.assert_allclose(world_r.detach().numpy(), expected_r, atol=1e-12)
     np.testing.assert_allclose(world_p.detach().numpy(), expected_p, atol=1e-12)
 

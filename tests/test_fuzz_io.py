@@ -32,7 +32,22 @@ def mutated(draw, original: bytes):
         elif kind == "delete":
             del data[at : at + draw(st.integers(1, 40))]
         elif kind == "insert":
-            data[at:at] = draw(st.sampled_from([b"nan", b" nan ", b" inf ", b"1e400", b"{", b"}", b" CHANNELS 3 ", b"\x00\xff", b"End Site", b"\nroot 1 2 3\n"]))
+            data[at:at] = draw(
+                st.sampled_from(
+                    [
+                        b"nan",
+                        b" nan ",
+                        b" inf ",
+                        b"1e400",
+                        b"{",
+                        b"}",
+                        b" CHANNELS 3 ",
+                        b"\x00\xff",
+                        b"End Site",
+                        b"\nroot 1 2 3\n",
+                    ]
+                )
+            )
         elif kind == "truncate":
             del data[at:]
         elif kind == "duplicate":

@@ -9,7 +9,14 @@ import fastkin
 from conftest import shared_data
 from reference import gltf_accessor, gltf_document, gltf_world_matrices
 
-ASSETS = ["SimpleSkin.gltf", "RiggedSimple/RiggedSimple.gltf", "RiggedFigure/RiggedFigure.gltf", "CesiumMan.glb", "Fox.glb", "RobotExpressive.glb"]
+ASSETS = [
+    "SimpleSkin.gltf",
+    "RiggedSimple/RiggedSimple.gltf",
+    "RiggedFigure/RiggedFigure.gltf",
+    "CesiumMan.glb",
+    "Fox.glb",
+    "RobotExpressive.glb",
+]
 
 
 def asset(name):
@@ -144,6 +151,10 @@ def test_step_and_cubic_spline_sampling_follow_the_spec():
             continue
         d = times[k + 1] - times[k]
         s = (t - times[k]) / d
-        expected = ((2 * s**3 - 3 * s**2 + 1) * keys[k, 1] + (s**3 - 2 * s**2 + s) * d * keys[k, 2]
-                    + (-2 * s**3 + 3 * s**2) * keys[k + 1, 1] + (s**3 - s**2) * d * keys[k + 1, 0])
+        expected = (
+            (2 * s**3 - 3 * s**2 + 1) * keys[k, 1]
+            + (s**3 - 2 * s**2 + s) * d * keys[k, 2]
+            + (-2 * s**3 + 3 * s**2) * keys[k + 1, 1]
+            + (s**3 - s**2) * d * keys[k + 1, 0]
+        )
         np.testing.assert_allclose(got, expected, atol=1e-12)

@@ -180,8 +180,9 @@ def test_the_true_reference_is_recovered_twist_and_all(case, form, shared):
 @given(st.integers(2, 80), st.integers(0, 2**31 - 1))
 def test_chains_point_every_bone_exactly_at_noisy_targets(num_joints, seed):
     rng = np.random.default_rng(seed)
-    skeleton = fastkin.Skeleton(np.arange(num_joints) - 1, rng.normal(size=(num_joints, 3)),
-                                random_quaternions(rng, (num_joints,)))
+    skeleton = fastkin.Skeleton(
+        np.arange(num_joints) - 1, rng.normal(size=(num_joints, 3)), random_quaternions(rng, (num_joints,))
+    )
     # Keypoints that no pose of the skeleton reaches (bone lengths change).
     positions = fastkin.fk_batch(skeleton, random_quaternions(rng, (6, num_joints)))[1]
     positions = positions + rng.normal(size=positions.shape) * 0.3
@@ -199,8 +200,9 @@ def reference_cases():
     rng = np.random.default_rng(7)
     smpl = fastkin.Skeleton(SMPL_PARENTS, rng.normal(size=(24, 3)), random_quaternions(rng, (24,)))
     cmu = every_tenth_frame(MOTIONS[1]).skeleton if MOTIONS[1].exists() else smpl
-    tree = fastkin.Skeleton([-1] + [int(rng.integers(0, j)) for j in range(1, 40)], rng.normal(size=(40, 3)),
-                            random_quaternions(rng, (40,)))
+    tree = fastkin.Skeleton(
+        [-1] + [int(rng.integers(0, j)) for j in range(1, 40)], rng.normal(size=(40, 3)), random_quaternions(rng, (40,))
+    )
     return {"smpl": smpl, "cmu": cmu, "tree": tree}
 
 
@@ -238,7 +240,9 @@ def test_best_fits_reach_the_least_squares_optimum():
             b = np.outer(rng.uniform(-2, 2, k), rng.normal(size=3))
         elif kind == 1:  # nearly collinear, consistent up to noise
             a = np.outer(rng.uniform(-2, 2, k), base) + rng.normal(size=(k, 3)) * 10.0 ** rng.uniform(-12, 0)
-            b = a @ quat_to_matrix(random_quaternions(rng, ())).T + rng.normal(size=(k, 3)) * 10.0 ** rng.uniform(-14, 0)
+            b = a @ quat_to_matrix(random_quaternions(rng, ())).T + rng.normal(size=(k, 3)) * 10.0 ** rng.uniform(
+                -14, 0
+            )
         elif kind == 2:  # turns that nearly cancel
             a = np.tile(base, (k, 1)) + rng.normal(size=(k, 3)) * 1e-4
             b = np.tile(rng.normal(size=3), (k, 1)) * np.where(np.arange(k) % 2, 1.0, -1.0)[:, None]
@@ -412,8 +416,14 @@ def test_every_instruction_set_path_matches_the_reference(isa, tmp_path):
     positions = fastkin.fk_batch(skeleton, random_quaternions(rng, (21, 24)))[1] + rng.normal(size=(21, 24, 3)) * 0.1
     reference = random_quaternions(rng, (21, 24))
     inputs, outputs = tmp_path / "in.npz", tmp_path / "out.npz"
-    np.savez(inputs, parents=skeleton.parents, offsets=skeleton.offsets, rest=skeleton.rest_rotations,
-             positions=positions, reference=reference)
+    np.savez(
+        inputs,
+        parents=skeleton.parents,
+        offsets=skeleton.offsets,
+        rest=skeleton.rest_rotations,
+        positions=positions,
+        reference=reference,
+    )
     env = dict(os.environ, FASTKIN_ISA=isa)
     subprocess.run([sys.executable, str(script), str(inputs), str(outputs)], check=True, env=env)
     result = np.load(outputs)

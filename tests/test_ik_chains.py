@@ -123,13 +123,19 @@ def test_two_bone_matches_the_law_of_cosines_reference(rng, with_pole):
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([1e-3, 1.0, 170.0]), dtype=st.sampled_from([np.float32, np.float64]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.sampled_from([1e-3, 1.0, 170.0]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
 def test_two_bone_on_random_limbs(seed, scale, dtype):
     rng = np.random.default_rng(seed)
     root, mid, end, target, pole = (x.astype(dtype) for x in random_limbs(rng, 64, scale))
     tol = 1e-9 if dtype == np.float64 else 2e-5
     for with_pole in (False, True):
-        new_mid, new_end, upper, lower = two_bone(root, mid, end, target, pole if with_pole else None, return_rotations=True)
+        new_mid, new_end, upper, lower = two_bone(
+            root, mid, end, target, pole if with_pole else None, return_rotations=True
+        )
         assert new_mid.dtype == dtype and upper.dtype == dtype
         x = [v.astype(np.float64) for v in (root, mid, end, target, new_mid, new_end)]
         l1, l2 = norm(x[1] - x[0]), norm(x[2] - x[1])
@@ -191,8 +197,11 @@ def test_two_bone_degenerate_limbs_are_finite_and_deterministic():
 def test_two_bone_broadcasts_and_keeps_batch_shapes(rng):
     root, mid, end, target, pole = random_limbs(rng, 12)
     shared = two_bone(root[0], mid[0], end[0], target.reshape(3, 4, 3), pole[0])
-    tiled = two_bone(*(np.broadcast_to(v[0], (3, 4, 3)) for v in (root, mid, end)), target.reshape(3, 4, 3),
-                     np.broadcast_to(pole[0], (3, 4, 3)))
+    tiled = two_bone(
+        *(np.broadcast_to(v[0], (3, 4, 3)) for v in (root, mid, end)),
+        target.reshape(3, 4, 3),
+        np.broadcast_to(pole[0], (3, 4, 3)),
+    )
     for a, b in zip(shared, tiled):
         assert a.shape == (3, 4, 3) and np.array_equal(a, b)
     single = two_bone(root[0].tolist(), mid[0].tolist(), end[0].tolist(), target[0].tolist())
@@ -223,7 +232,9 @@ def test_two_bone_skeleton_puts_the_end_on_the_target(rng, form):
     # hip -> (twist) -> knee -> ankle -> toe, on a pelvis with another leg.
     parents = [-1, 0, 1, 2, 3, 4, 0, 6]
     offsets = rng.normal(size=(8, 3))
-    skeleton = fastkin.Skeleton(parents, offsets, names=["pelvis", "hip", "twist", "knee", "ankle", "toe", "hip2", "knee2"])
+    skeleton = fastkin.Skeleton(
+        parents, offsets, names=["pelvis", "hip", "twist", "knee", "ankle", "toe", "hip2", "knee2"]
+    )
     quats = random_quaternions(rng, (40, 8))
     rotations = quats if form == "quat" else _matrices(quats)
     _, positions = fastkin.fk_batch(skeleton, rotations)
@@ -231,7 +242,11 @@ def test_two_bone_skeleton_puts_the_end_on_the_target(rng, form):
     l2 = norm(positions[:, 4] - positions[:, 3])
     direction = rng.normal(size=(40, 3))
     direction /= norm(direction)[:, None]
-    target = positions[:, 1] + direction * (np.abs(l1 - l2) + (l1 + l2 - np.abs(l1 - l2)) * rng.uniform(0.05, 0.95, size=(40, 1)).ravel())[:, None]
+    target = (
+        positions[:, 1]
+        + direction
+        * (np.abs(l1 - l2) + (l1 + l2 - np.abs(l1 - l2)) * rng.uniform(0.05, 0.95, size=(40, 1)).ravel())[:, None]
+    )
     pole = positions[:, 1] + rng.normal(size=(40, 3))
     posed = fastkin.ik.two_bone_skeleton(skeleton, rotations, ("hip", "knee", "ankle"), target, pole)
     assert posed.shape == rotations.shape
@@ -285,8 +300,9 @@ def bone_lengths(positions, parents):
 @pytest.mark.parametrize("num_joints", [3, 4, 7, 16])
 def test_fabrik_reaches_reachable_targets_on_chains(rng, num_joints):
     parents, start, goal, reach = chain_case(rng, num_joints, 300)
-    solved, iterations, converged = fabrik(start, parents, goal, target_joints=[num_joints - 1], max_iters=2000,
-                                           tol=1e-6 * reach)
+    solved, iterations, converged = fabrik(
+        start, parents, goal, target_joints=[num_joints - 1], max_iters=2000, tol=1e-6 * reach
+    )
     assert converged.all() and iterations.max() <= 2000 and iterations.dtype == np.int32
     assert norm(solved[:, -1] - goal[:, 0]).max() <= 1e-6 * reach
     assert np.abs(bone_lengths(solved, parents) - bone_lengths(start, parents)).max() <= 1e-9 * reach
@@ -329,7 +345,9 @@ def test_fabrik_leaves_a_straight_chain_on_the_line_to_its_target(rng, num_joint
     reach = 0.5 * (num_joints - 1)
     for along in (-0.6, -0.1, 0.2, 0.7, 0.95):
         target = start[0] + along * reach * direction
-        solved, iterations, converged = fabrik(start, parents, target[None], target_joints=[num_joints - 1], max_iters=1000)
+        solved, iterations, converged = fabrik(
+            start, parents, target[None], target_joints=[num_joints - 1], max_iters=1000
+        )
         assert converged, (along, iterations)
         assert norm(solved[-1] - target) <= 1e-6 * reach
         assert np.abs(bone_lengths(solved, parents) - 0.5).max() < 1e-12
@@ -347,11 +365,15 @@ def test_fabrik_reaches_every_end_effector_of_a_body(rng, dtype):
     skeleton, start, goal = body_case(rng, 200, dtype)
     solved, iterations, converged = fabrik(start, skeleton, goal, target_joints=BODY_TARGETS, max_iters=2000)
     assert solved.dtype == dtype and converged.all()
-    reach = bone_lengths(start.astype(np.float64), SMPL_PARENTS)[:, leads_to_target(SMPL_PARENTS, BODY_TARGETS)[1:]].sum(axis=1)
+    reach = bone_lengths(start.astype(np.float64), SMPL_PARENTS)[
+        :, leads_to_target(SMPL_PARENTS, BODY_TARGETS)[1:]
+    ].sum(axis=1)
     relative = 1e-6 if dtype == np.float64 else 1e-5  # the default tol
     assert np.all(norm(solved[:, BODY_TARGETS] - goal).max(axis=1) <= relative * reach * 1.0001)
     length_tol = 1e-9 if dtype == np.float64 else 1e-5
-    assert np.abs(bone_lengths(solved, SMPL_PARENTS) - bone_lengths(start, SMPL_PARENTS)).max() <= length_tol * reach.max()
+    assert (
+        np.abs(bone_lengths(solved, SMPL_PARENTS) - bone_lengths(start, SMPL_PARENTS)).max() <= length_tol * reach.max()
+    )
     # The hands (below the targeted wrists) and the root stay rigid / put.
     assert np.array_equal(solved[:, 0], start[:, 0])
     assert not np.allclose(solved[:, 22], start[:, 22])
@@ -361,8 +383,15 @@ def test_fabrik_matches_the_reference_pass_by_pass(rng):
     skeleton, start, goal = body_case(rng, 6)
     for fixed_root in (True, False):
         for passes in (1, 4):
-            solved, iterations, _ = fabrik(start, SMPL_PARENTS, goal, target_joints=BODY_TARGETS, max_iters=passes,
-                                           tol=1e-300, fixed_root=fixed_root)
+            solved, iterations, _ = fabrik(
+                start,
+                SMPL_PARENTS,
+                goal,
+                target_joints=BODY_TARGETS,
+                max_iters=passes,
+                tol=1e-300,
+                fixed_root=fixed_root,
+            )
             assert np.all(iterations == passes)
             for b in range(len(start)):
                 expected = fabrik_reference(start[b], SMPL_PARENTS, goal[b], BODY_TARGETS, passes, fixed_root)
@@ -405,7 +434,9 @@ def test_fabrik_unreachable_tree_stops_and_reports_it(rng):
 def test_fabrik_broadcasts_one_start_over_many_targets(rng):
     skeleton, start, goal = body_case(rng, 8)
     shared = fabrik(start[0], SMPL_PARENTS, goal.reshape(2, 4, 5, 3), target_joints=BODY_TARGETS)
-    tiled = fabrik(np.broadcast_to(start[0], (2, 4, 24, 3)), SMPL_PARENTS, goal.reshape(2, 4, 5, 3), target_joints=BODY_TARGETS)
+    tiled = fabrik(
+        np.broadcast_to(start[0], (2, 4, 24, 3)), SMPL_PARENTS, goal.reshape(2, 4, 5, 3), target_joints=BODY_TARGETS
+    )
     assert shared[0].shape == (2, 4, 24, 3) and shared[1].shape == (2, 4) and shared[2].dtype == np.bool_
     for a, b in zip(shared, tiled):
         assert np.array_equal(a, b)
@@ -450,12 +481,16 @@ def test_torch_in_torch_out_not_differentiable(rng, dtype_name):
         assert isinstance(a, torch.Tensor) and a.dtype == dtype and not a.requires_grad
         assert np.array_equal(a.numpy(), b)
     skeleton, start, goal = body_case(rng, 3)
-    solved, iterations, converged = fabrik(torch.tensor(start, dtype=dtype), skeleton, torch.tensor(goal, dtype=dtype),
-                                           target_joints=BODY_TARGETS)
+    solved, iterations, converged = fabrik(
+        torch.tensor(start, dtype=dtype), skeleton, torch.tensor(goal, dtype=dtype), target_joints=BODY_TARGETS
+    )
     assert solved.dtype == dtype and iterations.dtype == torch.int32 and converged.dtype == torch.bool
-    expected = fabrik(start.astype(solved.numpy().dtype), skeleton, goal.astype(solved.numpy().dtype), target_joints=BODY_TARGETS)
+    expected = fabrik(
+        start.astype(solved.numpy().dtype), skeleton, goal.astype(solved.numpy().dtype), target_joints=BODY_TARGETS
+    )
     assert np.array_equal(solved.numpy(), expected[0])
     leg = fastkin.Skeleton([-1, 0, 1], [[0, 0, 0], [0, -1, 0], [0, -1, 0]])
-    posed = fastkin.ik.two_bone_skeleton(leg, torch.tensor(leg.rest_pose(), dtype=dtype), (0, 1, 2),
-                                         torch.tensor([0.0, -1.2, 0], dtype=dtype))
+    posed = fastkin.ik.two_bone_skeleton(
+        leg, torch.tensor(leg.rest_pose(), dtype=dtype), (0, 1, 2), torch.tensor([0.0, -1.2, 0], dtype=dtype)
+    )
     assert isinstance(posed, torch.Tensor) and posed.dtype == dtype

@@ -83,7 +83,9 @@ def test_orientation_targets_fix_the_twist(rng):
     assert result.converged.all() and result.error.max() < 1e-8 * height(skeleton)
     solved_world = fastkin.fk_batch(skeleton, result.rotations, result.root_translation)[0]
     np.testing.assert_allclose(solved_world, world_rotations, atol=1e-7)
-    angle = fastkin.rotations.geodesic_angle(fastkin.rotations.quat_to_matrix(result.rotations), fastkin.rotations.quat_to_matrix(truth))
+    angle = fastkin.rotations.geodesic_angle(
+        fastkin.rotations.quat_to_matrix(result.rotations), fastkin.rotations.quat_to_matrix(truth)
+    )
     assert angle.max() < 1e-6
 
 
@@ -113,7 +115,9 @@ def test_unreachable_target_stretches_towards_it():
 def test_regularization_and_limits_hold_the_pose(rng):
     skeleton = smpl_like(rng)
     _, positions = fastkin.fk_batch(skeleton, random_pose(rng, (4,), 24))
-    held = fastkin.ik.solve(skeleton, positions, regularization=1e8, fixed_root=True, init_root=positions[:, 0] - skeleton.offsets[0])
+    held = fastkin.ik.solve(
+        skeleton, positions, regularization=1e8, fixed_root=True, init_root=positions[:, 0] - skeleton.offsets[0]
+    )
     assert fastkin.rotations.geodesic_angle(fastkin.rotations.quat_to_matrix(held.rotations), np.eye(3)).max() < 1e-3
     box = np.zeros((24, 3, 2))
     box[:, :, 0], box[:, :, 1] = -0.1, 0.1

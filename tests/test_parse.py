@@ -14,7 +14,9 @@ FORMATS = ["{!r}", "{:e}", "{:.3f}", "{:+.6g}", "{:E}", "{:.0f}"]
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False, width=64), st.sampled_from(FORMATS)), max_size=40),
+    st.lists(
+        st.tuples(st.floats(allow_nan=False, allow_infinity=False, width=64), st.sampled_from(FORMATS)), max_size=40
+    ),
     st.lists(st.sampled_from([" ", "\t", "\n", "\r\n", "  \t "]), min_size=41, max_size=41),
 )
 def test_parses_like_python_float(numbers, separators):

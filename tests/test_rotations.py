@@ -134,7 +134,19 @@ def random_axis(rng):
 # angles on both sides of each series switch (axis_angle_to_quat switches at angle 1e-3,
 # quat_to_axis_angle at |xyz| = 1e-3, that is angle ~2e-3).
 _EDGE_AXIS = random_axis(np.random.default_rng(7))
-EDGE_ANGLES = [1e-9, 1e-5, 1e-3 * (1 - 1e-9), 1e-3, 1e-3 * (1 + 1e-9), 2e-3 * (1 - 1e-9), 2e-3, 2e-3 * (1 + 1e-9), 1e-2, 1.9e-2, 0.1]
+EDGE_ANGLES = [
+    1e-9,
+    1e-5,
+    1e-3 * (1 - 1e-9),
+    1e-3,
+    1e-3 * (1 + 1e-9),
+    2e-3 * (1 - 1e-9),
+    2e-3,
+    2e-3 * (1 + 1e-9),
+    1e-2,
+    1.9e-2,
+    0.1,
+]
 EDGE_ROTVECS = (
     [np.zeros(3)]
     + [np.pi * np.eye(3)[k] for k in range(3)]
@@ -266,7 +278,9 @@ def test_euler_single_axis_conventions():
     np.testing.assert_allclose(rot.euler_to_matrix(np.array([a, b, c]), "zxz"), rz(c) @ rx(b) @ rz(a), atol=1e-14)
     np.testing.assert_allclose(rot.euler_to_matrix(np.array([a, b, c]), "ZXZ"), rz(a) @ rx(b) @ rz(c), atol=1e-14)
     # a 90 degree turn about z takes x to y (column vectors)
-    np.testing.assert_allclose(rot.quat_to_matrix(np.array([0, 0, np.sqrt(0.5), np.sqrt(0.5)])) @ [1, 0, 0], [0, 1, 0], atol=1e-15)
+    np.testing.assert_allclose(
+        rot.quat_to_matrix(np.array([0, 0, np.sqrt(0.5), np.sqrt(0.5)])) @ [1, 0, 0], [0, 1, 0], atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("backend,dtype", CASES, ids=CASE_IDS)
@@ -335,7 +349,9 @@ def test_euler_gimbal_lock(backend):
                 assert np.all(np.isfinite(out)), order
                 assert np.all(out[:, 2] == 0.0), (order, out)
                 np.testing.assert_allclose(wrapped(out[:, 1] - angles[:, 1]), 0.0, atol=tol(dtype), err_msg=order)
-                np.testing.assert_allclose(Rotation.from_euler(order, out).as_matrix(), m, atol=tol(dtype), err_msg=order)
+                np.testing.assert_allclose(
+                    Rotation.from_euler(order, out).as_matrix(), m, atol=tol(dtype), err_msg=order
+                )
                 again = rot.euler_to_matrix(to_backend(out, backend, dtype), order)
                 np.testing.assert_allclose(back(again, backend, dtype), m, atol=tol(dtype), err_msg=order)
 
@@ -442,14 +458,20 @@ def test_quat_slerp_vs_scipy(backend, dtype, shape):
     q0 = rand_quats(rng, shape, scale=True)
     q1 = rand_quats(rng, shape, scale=True)
     t = rng.uniform(0.0, 1.0, size=shape)
-    out = back(rot.quat_slerp(to_backend(q0, backend, dtype), to_backend(q1, backend, dtype), to_backend(t, backend, dtype)), backend, dtype)
+    out = back(
+        rot.quat_slerp(to_backend(q0, backend, dtype), to_backend(q1, backend, dtype), to_backend(t, backend, dtype)),
+        backend,
+        dtype,
+    )
     assert out.shape == shape + (4,)
     ref = slerp_reference(exact(q0, dtype).reshape(-1, 4), exact(q1, dtype).reshape(-1, 4), exact(t, dtype).reshape(-1))
     assert_quat_close(out, ref, 10 * tol(dtype))
     np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, atol=tol(dtype))
     # a python scalar t
     out = back(rot.quat_slerp(to_backend(q0, backend, dtype), to_backend(q1, backend, dtype), 0.3), backend, dtype)
-    ref = slerp_reference(exact(q0, dtype).reshape(-1, 4), exact(q1, dtype).reshape(-1, 4), np.full(q0[..., 0].size, 0.3))
+    ref = slerp_reference(
+        exact(q0, dtype).reshape(-1, 4), exact(q1, dtype).reshape(-1, 4), np.full(q0[..., 0].size, 0.3)
+    )
     assert_quat_close(out, ref, 10 * tol(dtype))
 
 
@@ -488,7 +510,15 @@ def test_quat_slerp_close_rotations_accurate(angle):
     r1 = r0 * Rotation.from_rotvec(angle * axes)
     expected = (r0 * Rotation.from_rotvec(t[:, None] * angle * axes)).as_quat()
     for backend in ["numpy", "torch"]:
-        out = back(rot.quat_slerp(to_backend(r0.as_quat(), backend, np.float64), to_backend(r1.as_quat(), backend, np.float64), to_backend(t, backend, np.float64)), backend, np.float64)
+        out = back(
+            rot.quat_slerp(
+                to_backend(r0.as_quat(), backend, np.float64),
+                to_backend(r1.as_quat(), backend, np.float64),
+                to_backend(t, backend, np.float64),
+            ),
+            backend,
+            np.float64,
+        )
         assert_quat_close(out, expected, 1e-14)
 
 
@@ -499,14 +529,24 @@ def test_geodesic_angle_vs_scipy(backend, dtype, shape):
     q1 = rand_quats(rng, shape, scale=True)
     q2 = rand_quats(rng, shape, scale=True)
     ref = (sp(exact(q1, dtype)).inv() * sp(exact(q2, dtype))).magnitude().reshape(shape)
-    out = back(rot.geodesic_angle(to_backend(q1, backend, dtype), to_backend(q2, backend, dtype)), backend, dtype, allow_scalar=True)
+    out = back(
+        rot.geodesic_angle(to_backend(q1, backend, dtype), to_backend(q2, backend, dtype)),
+        backend,
+        dtype,
+        allow_scalar=True,
+    )
     assert out.shape == shape
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol(dtype))
 
     m1 = sp(q1).as_matrix().reshape(shape + (3, 3))
     m2 = sp(q2).as_matrix().reshape(shape + (3, 3))
     ref = (sp_mat(exact(m1, dtype)).inv() * sp_mat(exact(m2, dtype))).magnitude().reshape(shape)
-    out = back(rot.geodesic_angle(to_backend(m1, backend, dtype), to_backend(m2, backend, dtype)), backend, dtype, allow_scalar=True)
+    out = back(
+        rot.geodesic_angle(to_backend(m1, backend, dtype), to_backend(m2, backend, dtype)),
+        backend,
+        dtype,
+        allow_scalar=True,
+    )
     assert out.shape == shape
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol(dtype))
     assert np.all((out >= 0) & (out <= np.pi))
@@ -591,7 +631,11 @@ def test_edge_rotations_all_conversions(backend):
     check_rows(row_err(run(rot.rot6d_to_matrix, run(rot.matrix_to_rot6d, m)), m), 1e-15, "rot6d round trip")
     # to quaternion (scipy's from_rotvec is accurate to the last bits at tiny angles)
     ref_q = ref_r.as_quat()
-    check_rows(row_err(run(rot.axis_angle_to_quat, v), ref_q) / (2e-15 * np.abs(ref_q).max(-1) + 4e-16), 1.0, "axis_angle_to_quat")
+    check_rows(
+        row_err(run(rot.axis_angle_to_quat, v), ref_q) / (2e-15 * np.abs(ref_q).max(-1) + 4e-16),
+        1.0,
+        "axis_angle_to_quat",
+    )
     mq = run(rot.matrix_to_quat, m)
     check_rows(-mq[:, 3], 0.0, "matrix_to_quat w >= 0")
     check_rows(sign_err(mq, q), 1e-15, "matrix_to_quat")
@@ -631,10 +675,16 @@ def test_edge_rotations_float32(backend):
         q, m = edge_quat(v), edge_matrix(v)
         ref_m = Rotation.from_rotvec(exact(v, f32)).as_matrix()
         outs = {
-            "quat_to_matrix": (rot.quat_to_matrix(to_backend(q, backend, f32)), Rotation.from_quat(exact(q, f32)).as_matrix()),
+            "quat_to_matrix": (
+                rot.quat_to_matrix(to_backend(q, backend, f32)),
+                Rotation.from_quat(exact(q, f32)).as_matrix(),
+            ),
             "axis_angle_to_matrix": (rot.axis_angle_to_matrix(to_backend(v, backend, f32)), ref_m),
             "euler": (rot.euler_to_matrix(rot.matrix_to_euler(to_backend(m, backend, f32), "zyx"), "zyx"), m),
-            "matrix_to_axis_angle": (rot.axis_angle_to_matrix(rot.matrix_to_axis_angle(to_backend(m, backend, f32))), m),
+            "matrix_to_axis_angle": (
+                rot.axis_angle_to_matrix(rot.matrix_to_axis_angle(to_backend(m, backend, f32))),
+                m,
+            ),
             "quat_to_axis_angle": (rot.axis_angle_to_matrix(rot.quat_to_axis_angle(to_backend(q, backend, f32))), m),
             "matrix_to_quat": (rot.quat_to_matrix(rot.matrix_to_quat(to_backend(m, backend, f32))), m),
         }
@@ -949,7 +999,9 @@ def quaternions(draw):
     return q * draw(st.sampled_from([1e-3, 0.5, 1.0, 7.0, 1e3])) / n
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(quaternions())
 def test_property_quat_matrix_quat_round_trip(q):
     m = rot.quat_to_matrix(q)
@@ -972,10 +1024,15 @@ def test_property_axis_angle_round_trip(axis, angle):
     axis = np.array(axis)
     assume(np.linalg.norm(axis) > 1e-3)
     v = axis / np.linalg.norm(axis) * angle
-    for out in [rot.quat_to_axis_angle(rot.axis_angle_to_quat(v)), rot.matrix_to_axis_angle(rot.axis_angle_to_matrix(v))]:
+    for out in [
+        rot.quat_to_axis_angle(rot.axis_angle_to_quat(v)),
+        rot.matrix_to_axis_angle(rot.axis_angle_to_matrix(v)),
+    ]:
         # matrix -> axis-angle near pi is limited by the matrix's roundoff (1e-16 / sin(angle))
         np.testing.assert_allclose(out, v, rtol=1e-12, atol=1e-14 + 1e-15 / max(np.sin(angle), 1e-6) * angle)
-        np.testing.assert_allclose(out, Rotation.from_rotvec(v).as_rotvec(), rtol=1e-12, atol=1e-14 + 1e-15 / max(np.sin(angle), 1e-6) * angle)
+        np.testing.assert_allclose(
+            out, Rotation.from_rotvec(v).as_rotvec(), rtol=1e-12, atol=1e-14 + 1e-15 / max(np.sin(angle), 1e-6) * angle
+        )
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
@@ -1010,7 +1067,11 @@ def _near_singular_gradcheck_cases():
             (f"axis_angle_to_matrix-{label}", rot.axis_angle_to_matrix, (vecs,)),
             (f"matrix_to_axis_angle-{label}", rot.matrix_to_axis_angle, (mats,)),
             (f"matrix_to_rot6d-{label}", rot.matrix_to_rot6d, (mats,)),
-            (f"rot6d_to_matrix-{label}", rot.rot6d_to_matrix, (np.concatenate([mats[..., :, 0], mats[..., :, 1]], -1),)),
+            (
+                f"rot6d_to_matrix-{label}",
+                rot.rot6d_to_matrix,
+                (np.concatenate([mats[..., :, 0], mats[..., :, 1]], -1),),
+            ),
             (f"euler_to_matrix-XYZ-{label}", lambda a: rot.euler_to_matrix(a, "XYZ"), (vecs,)),
             (f"matrix_to_euler-xyz-{label}", lambda m: rot.matrix_to_euler(m, "xyz"), (mats,)),
             (f"geodesic_angle-{label}", rot.geodesic_angle, (mats, other)),

@@ -67,7 +67,9 @@ def test_batched_vertices_and_normals(skin, rng):
     normals = rng.normal(size=(50, 3))
     reference = lbs_reference if skin is fastkin.lbs else dqs_reference
     moved, turned = skin(transforms, vertices, joints, weights, normals=normals)
-    expected = np.stack([reference(transforms[i, j], vertices[i, j], joints, weights) for i in range(2) for j in range(3)])
+    expected = np.stack(
+        [reference(transforms[i, j], vertices[i, j], joints, weights) for i in range(2) for j in range(3)]
+    )
     assert_relative(moved, expected.reshape(moved.shape), 1e-12)
     directions = reference(transforms, normals, joints, weights, points=False)
     expected_normals = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
@@ -118,9 +120,15 @@ def test_threads_split_batch_and_vertices_alike(rng):
     before = fastkin.get_num_threads()
     try:
         fastkin.set_num_threads(1)
-        single = [fastkin.lbs(transforms, vertices, joints, weights), fastkin.dqs(transforms, vertices, joints, weights)]
+        single = [
+            fastkin.lbs(transforms, vertices, joints, weights),
+            fastkin.dqs(transforms, vertices, joints, weights),
+        ]
         fastkin.set_num_threads(2)
-        pooled = [fastkin.lbs(transforms, vertices, joints, weights), fastkin.dqs(transforms, vertices, joints, weights)]
+        pooled = [
+            fastkin.lbs(transforms, vertices, joints, weights),
+            fastkin.dqs(transforms, vertices, joints, weights),
+        ]
     finally:
         fastkin.set_num_threads(before)
     for a, b in zip(single, pooled):
@@ -197,7 +205,9 @@ def gltf_skin_reference(path, c):
     skin = document["skins"][c]
     inverse_bind = np.tile(np.eye(4), (len(skin["joints"]), 1, 1))
     if "inverseBindMatrices" in skin:
-        inverse_bind = gltf_accessor(document, buffers, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
+        inverse_bind = (
+            gltf_accessor(document, buffers, skin["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
+        )
     mesh_node = next(n for n, node in enumerate(document["nodes"]) if node.get("skin") == c and "mesh" in node)
     return world, skin["joints"], inverse_bind, world[mesh_node]
 
@@ -224,14 +234,18 @@ def test_gltf_rest_pose_skinning_matches_the_gltf_rules(path, c, m):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # some assets' weights do not sum to 1
         moved = fastkin.lbs(transforms, positions, mesh.joints, weights)
-        np.testing.assert_allclose(moved, lbs_reference(transforms, positions, mesh.joints, weights), rtol=0, atol=1e-5 * size)
+        np.testing.assert_allclose(
+            moved, lbs_reference(transforms, positions, mesh.joints, weights), rtol=0, atol=1e-5 * size
+        )
         expected = lbs_reference(gltf_transforms[remap], mesh.positions, mesh.joints, mesh.weights)
         np.testing.assert_allclose(moved, expected, rtol=0, atol=1e-5 * size)
         if path.name in RESTING_AT_BIND_POSE:
             np.testing.assert_allclose(moved, placed, rtol=0, atol=1e-4 * size)
         if np.abs(transforms[..., :3] @ np.swapaxes(transforms[..., :3], -1, -2) - np.eye(3)).max() < 1e-4:
             dual = fastkin.dqs(transforms, positions, mesh.joints, weights)
-            np.testing.assert_allclose(dual, dqs_reference(transforms, positions, mesh.joints, weights), rtol=0, atol=1e-5 * size)
+            np.testing.assert_allclose(
+                dual, dqs_reference(transforms, positions, mesh.joints, weights), rtol=0, atol=1e-5 * size
+            )
 
 
 @pytest.mark.parametrize("path, c, m", skinned_gltf_meshes())
@@ -264,7 +278,12 @@ def test_gltf_bind_pose_reproduces_the_stored_mesh(path, c, m):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # some assets' weights do not sum to 1
         for skin in (fastkin.lbs, fastkin.dqs) if rigid else (fastkin.lbs,):
-            moved = skin(transforms.astype(np.float32), mesh.positions.astype(np.float32), mesh.joints, mesh.weights.astype(np.float32))
+            moved = skin(
+                transforms.astype(np.float32),
+                mesh.positions.astype(np.float32),
+                mesh.joints,
+                mesh.weights.astype(np.float32),
+            )
             np.testing.assert_allclose(moved, placed, rtol=0, atol=1e-4 * size)
 
 
@@ -287,7 +306,9 @@ def test_torch_gradcheck_transforms_vertices_weights(skin, batched_vertices, rng
 
     def f(t, v, w):
         if skin is fastkin.dqs:  # keep the transforms rigid: perturb a rotation and a translation
-            t = torch.cat([fastkin.rotations.rot6d_to_matrix(fastkin.rotations.matrix_to_rot6d(t[..., :3])), t[..., 3:]], -1)
+            t = torch.cat(
+                [fastkin.rotations.rot6d_to_matrix(fastkin.rotations.matrix_to_rot6d(t[..., :3])), t[..., 3:]], -1
+            )
         return skin(t, v, joints, w)
 
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)

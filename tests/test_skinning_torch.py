@@ -33,7 +33,12 @@ def test_torch_values_match_reference(method, dtype):
     transforms, vertices, joints, weights = make_rig((3, 2), dtype=dtype)
     out = SKINS[method](transforms, vertices, joints, weights)
     assert isinstance(out, torch.Tensor) and out.dtype == dtype and out.shape == (3, 2, 20, 3)
-    expected = REFERENCES[method](transforms.detach().double().numpy(), vertices.detach().double().numpy(), joints.numpy(), weights.detach().double().numpy())
+    expected = REFERENCES[method](
+        transforms.detach().double().numpy(),
+        vertices.detach().double().numpy(),
+        joints.numpy(),
+        weights.detach().double().numpy(),
+    )
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     np.testing.assert_allclose(out.detach().numpy(), expected, atol=tol * 10)
 
@@ -72,10 +77,13 @@ def test_gradients_match_torch_native_path_on_large_mesh(method):
     indices = joints.long()
     for points in (True, False):
         table = dual_quaternions(transforms) if method == "dual_quaternion" else transforms
-        ours = torch.autograd.grad((skin_op(method, table, vertices, joints, weights, points) * probe).sum(), (transforms, vertices, weights))
+        ours = torch.autograd.grad(
+            (skin_op(method, table, vertices, joints, weights, points) * probe).sum(), (transforms, vertices, weights)
+        )
         table = dual_quaternions(transforms) if method == "dual_quaternion" else transforms
         native = torch.autograd.grad(
-            (skin_torch_native(method, table, vertices, indices, weights, points) * probe).sum(), (transforms, vertices, weights)
+            (skin_torch_native(method, table, vertices, indices, weights, points) * probe).sum(),
+            (transforms, vertices, weights),
         )
         for a, b in zip(ours, native):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
@@ -115,7 +123,9 @@ def test_native_path_matches_reference():
     for method in SKINS:
         table = dual_quaternions(transforms) if method == "dual_quaternion" else transforms
         out = skin_torch_native(method, table, vertices, joints.long(), weights, True)
-        expected = REFERENCES[method](transforms.detach().numpy(), vertices.detach().numpy(), joints.numpy(), weights.detach().numpy())
+        expected = REFERENCES[method](
+            transforms.detach().numpy(), vertices.detach().numpy(), joints.numpy(), weights.detach().numpy()
+        )
         np.testing.assert_allclose(out.detach().numpy(), expected, atol=1e-12)
 
 

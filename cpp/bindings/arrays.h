@@ -13,8 +13,13 @@ namespace fastkin::bindings {
 
 namespace nb = nanobind;
 
-using Array = nb::ndarray<nb::device::cpu>;
-using ConstArray = nb::ndarray<nb::ro, nb::device::cpu>;
+// Inputs are any CPU array with DLPack or the buffer protocol (numpy arrays
+// and torch tensors alike). The array_api tag changes no check; it makes the
+// generated stubs say so instead of numpy-only.
+using Array = nb::ndarray<nb::device::cpu, nb::array_api>;
+using ConstArray = nb::ndarray<nb::ro, nb::device::cpu, nb::array_api>;
+// A numpy array that a binding allocated and returns.
+using NewArray = nb::ndarray<nb::numpy>;
 
 std::string shape_string(const std::vector<int64_t>& shape);
 

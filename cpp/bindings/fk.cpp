@@ -136,7 +136,7 @@ bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
 }
 
 template <class T>
-nb::object fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
+nb::typed<nb::tuple, bool, NewArray, NewArray> fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
                   const std::optional<ConstArray>& root_translation) {
   const int64_t J = static_cast<int64_t>(skeleton.parents.size());
   const Layout layout = rotation_layout(rotations, J);

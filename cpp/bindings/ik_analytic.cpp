@@ -51,7 +51,7 @@ void check_reference(const ConstArray& reference, const Batch& batch, int64_t nu
 }
 
 template <class T>
-nb::object solve(const AnalyticIkPlan& plan, const ConstArray& positions, const std::optional<ConstArray>& reference) {
+nb::typed<nb::tuple, bool, NewArray, NewArray> solve(const AnalyticIkPlan& plan, const ConstArray& positions, const std::optional<ConstArray>& reference) {
   const int64_t J = plan.num_joints;
   const Batch batch = positions_batch(positions, J);
   AnalyticIkInputs<T> in{};
@@ -89,7 +89,7 @@ void bind_ik_analytic(nb::module_& m) {
       .def_prop_ro(
           "targets",
           [](const AnalyticIkPlan& plan) {
-            nb::list joints;
+            nb::typed<nb::list, nb::typed<nb::tuple, int, nb::ellipsis>> joints;
             for (int64_t j = 0; j < plan.num_joints; ++j) {
               nb::list targets;
               for (int32_t k = plan.target_begin[j]; k < plan.target_begin[j + 1]; ++k)

@@ -10,7 +10,7 @@ void bind_parse(nanobind::module_& m) {
   namespace nb = nanobind;
   m.def(
       "parse_numbers",
-      [](nb::bytes text) {
+      [](nb::bytes text) -> nb::typed<nb::tuple, nb::ndarray<nb::numpy, double>, int64_t> {
         const char* data = text.c_str();
         const int64_t size = static_cast<int64_t>(text.size());
         const int64_t capacity = size / 2 + 1;

@@ -117,7 +117,7 @@ void require_valid_influences(const SkinInputs<T>& in) {
 }
 
 template <class T>
-nb::tuple forward(SkinMethod method, const ConstArray& transforms, const ConstArray& vertices,
+nb::typed<nb::tuple, bool, int64_t, std::optional<NewArray>> forward(SkinMethod method, const ConstArray& transforms, const ConstArray& vertices,
                   const ConstArray& joint_indices, const ConstArray& weights, bool points,
                   std::optional<Array>& out) {
   const Layout layout = transform_layout(transforms, method == SkinMethod::DualQuaternion);

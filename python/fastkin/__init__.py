@@ -26,7 +26,27 @@ try:
 except PackageNotFoundError:  # running from a source tree without metadata
     __version__ = "0+unknown"
 
-__all__ = ["Skeleton", "Motion", "BodyModel", "fk_batch", "bone_frames", "local_to_bone_world", "bone_world_to_local", "skinning_transforms", "lbs", "dqs", "top_k_weights", "ik", "rotations", "io", "data", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = [
+    "Skeleton",
+    "Motion",
+    "BodyModel",
+    "fk_batch",
+    "bone_frames",
+    "local_to_bone_world",
+    "bone_world_to_local",
+    "skinning_transforms",
+    "lbs",
+    "dqs",
+    "top_k_weights",
+    "ik",
+    "rotations",
+    "io",
+    "data",
+    "set_num_threads",
+    "get_num_threads",
+    "build_info",
+    "__version__",
+]
 
 
 def set_num_threads(num_threads: int) -> None:

@@ -30,7 +30,9 @@ def fk_op(
     world_rotations = rotations.new_empty(batch + (num_joints, 3, 3))
     world_positions = rotations.new_empty(batch + (num_joints, 3))
     root = None if root_translation is None else root_translation.contiguous()
-    if not _core.fk_forward(parents, rotations.contiguous(), root, offsets.contiguous(), world_rotations, world_positions):
+    if not _core.fk_forward(
+        parents, rotations.contiguous(), root, offsets.contiguous(), world_rotations, world_positions
+    ):
         raise_nonfinite(rotations, root_translation, offsets)
     return world_rotations, world_positions
 
@@ -100,7 +102,11 @@ def fk_torch(skeleton: Skeleton, rotations, root_translation, offsets):
     if rotations.dtype not in _FLOATS:
         raise TypeError(f"rotations must be float32 or float64, got {rotations.dtype}")
     dtype, device = rotations.dtype, rotations.device
-    offsets = _skeleton_tensor(skeleton, "offsets", dtype, device) if offsets is None else _like(offsets, "offsets", rotations)
+    offsets = (
+        _skeleton_tensor(skeleton, "offsets", dtype, device)
+        if offsets is None
+        else _like(offsets, "offsets", rotations)
+    )
     if root_translation is not None:
         root_translation = _like(root_translation, "root_translation", rotations)
     _check_shapes(skeleton.num_joints, rotations, root_translation, offsets)
@@ -166,9 +172,7 @@ def _check_shapes(num_joints: int, rotations, root_translation, offsets) -> None
     elif len(shape) >= 3 and shape[-3:] == (num_joints, 3, 3):
         batch = shape[:-3]
     else:
-        raise ValueError(
-            f"rotations must have shape (..., {num_joints}, 4) or (..., {num_joints}, 3, 3), got {shape}"
-        )
+        raise ValueError(f"rotations must have shape (..., {num_joints}, 4) or (..., {num_joints}, 3, 3), got {shape}")
     if root_translation is not None and tuple(root_translation.shape) != batch + (3,):
         raise ValueError(f"root_translation must have shape {batch + (3,)}, got {tuple(root_translation.shape)}")
     if tuple(offsets.shape) not in ((num_joints, 3), batch + (num_joints, 3)):

@@ -31,7 +31,13 @@ def skin_op(
     for method "linear" and (..., J, 8) dual quaternions for "dual_quaternion"."""
     out = transforms.new_empty(_batch_shape(transforms) + (joint_indices.shape[0], 3))
     finite, unnormalized, _ = _core.skin_forward(
-        method, transforms.contiguous(), vertices.contiguous(), joint_indices.contiguous(), weights.contiguous(), points, out
+        method,
+        transforms.contiguous(),
+        vertices.contiguous(),
+        joint_indices.contiguous(),
+        weights.contiguous(),
+        points,
+        out,
     )
     warn_unnormalized(unnormalized, stacklevel=2)
     if not finite:
@@ -58,7 +64,9 @@ def skin_backward_op(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients with respect to (transforms, vertices, weights) of
     fastkin::skin; the last two are empty when not wanted."""
-    grad_transforms, grad_vertices, grad_weights = _backward_outputs(transforms, vertices, weights, want_vertices, want_weights)
+    grad_transforms, grad_vertices, grad_weights = _backward_outputs(
+        transforms, vertices, weights, want_vertices, want_weights
+    )
     ok = _core.skin_backward(
         method,
         transforms.contiguous(),
@@ -77,7 +85,9 @@ def skin_backward_op(
 
 
 @skin_backward_op.register_fake
-def _skin_backward_fake(method, transforms, vertices, joint_indices, weights, points, grad_out, want_vertices, want_weights):
+def _skin_backward_fake(
+    method, transforms, vertices, joint_indices, weights, points, grad_out, want_vertices, want_weights
+):
     return _backward_outputs(transforms, vertices, weights, want_vertices, want_weights)
 
 

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ._backend import is_torch, read_only
+
+if TYPE_CHECKING:  # torch is optional at run time
+    import torch
 from .kinematics import fk_batch
 from .rotations import axis_angle_to_matrix, quat_to_matrix
 from .skeleton import Skeleton
@@ -278,17 +281,23 @@ class BodyModel:
         else:
             count = betas.shape[-1]
             shape_batch = tuple(betas.shape[:-1])
-            v_posed = data["v_template"] + (betas @ data["shape_basis"][:count]).reshape(shape_batch + (num_vertices, 3))
+            v_posed = data["v_template"] + (betas @ data["shape_basis"][:count]).reshape(
+                shape_batch + (num_vertices, 3)
+            )
             rest_joints = data["joint_template"] + (betas @ data["joint_shape_basis"][:count]).reshape(
                 shape_batch + (num_joints, 3)
             )
-            offsets = xp.broadcast(rest_joints - rest_joints[..., data["parent_or_self"], :] * data["has_parent"], batch, 2)
+            offsets = xp.broadcast(
+                rest_joints - rest_joints[..., data["parent_or_self"], :] * data["has_parent"], batch, 2
+            )
         if rotations is None:  # the rest pose
             rotations = xp.identity(data, batch + (num_joints, 3, 3))
         else:
             if num_joints > 1:
                 features = (rotations[..., 1:, :, :] - data["identity"]).reshape(tuple(rotations.shape[:-3]) + (-1,))
-                v_posed = v_posed + (features @ data["pose_basis"]).reshape(tuple(rotations.shape[:-3]) + (num_vertices, 3))
+                v_posed = v_posed + (features @ data["pose_basis"]).reshape(
+                    tuple(rotations.shape[:-3]) + (num_vertices, 3)
+                )
             rotations = xp.broadcast(rotations, batch, 3)
         if translation is not None:
             translation = xp.broadcast(translation, batch, 1)
@@ -491,7 +500,9 @@ def _real_array(value: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
     array = np.array(array, dtype=np.float64)
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite; entry {tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])} is not")
+        raise ValueError(
+            f"{name} must be finite; entry {tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])} is not"
+        )
     return array
 
 
@@ -519,6 +530,7 @@ def _parents_from(parents: Any, kintree_table: Any) -> np.ndarray:
             raise ValueError("parents and kintree_table disagree; pass one of them")
         source = "parents"
     else:
+        assert from_table is not None  # parents is None, so kintree_table was given
         array, source = from_table, "kintree_table"
     late = np.flatnonzero(array >= np.arange(len(array)))
     if late.size:
@@ -545,11 +557,15 @@ def _table_parents(kintree_table: Any) -> np.ndarray:
     num_joints = table.shape[1]
     ids = values[1]
     if sorted(ids.tolist()) != list(range(num_joints)):
-        raise ValueError(f"kintree_table row 1 must list the joint ids 0..{num_joints - 1}, got {ids.astype(np.int64).tolist()}")
+        raise ValueError(
+            f"kintree_table row 1 must list the joint ids 0..{num_joints - 1}, got {ids.astype(np.int64).tolist()}"
+        )
     root = (values[0] == -1) | (values[0] >= np.iinfo(np.int32).max)
     bad = np.flatnonzero(~root & ((values[0] < 0) | (values[0] >= num_joints)))
     if bad.size:
-        raise ValueError(f"kintree_table[0, {int(bad[0])}] = {values[0, bad[0]]:.0f} is not a joint id, -1 or a root marker")
+        raise ValueError(
+            f"kintree_table[0, {int(bad[0])}] = {values[0, bad[0]]:.0f} is not a joint id, -1 or a root marker"
+        )
     parents = np.empty(num_joints, np.int64)
     parents[ids.astype(np.int64)] = np.where(root, -1, values[0]).astype(np.int64)
     return parents
@@ -596,7 +612,9 @@ def _faces(faces: Any, num_vertices: int) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] != 3:
         raise ValueError(f"faces must have shape (F, 3), got {array.shape}")
     if array.size and (array.min() < 0 or array.max() >= num_vertices):
-        raise ValueError(f"faces must index vertices in [0, {num_vertices}); found {int(array.min())}..{int(array.max())}")
+        raise ValueError(
+            f"faces must index vertices in [0, {num_vertices}); found {int(array.min())}..{int(array.max())}"
+        )
     return array.astype(np.int32)
 
 
@@ -619,7 +637,9 @@ def _pose_form(pose: Any, num_joints: int, pose_form: str | None) -> str:
         if pose_form not in POSE_FORMS:
             raise ValueError(f"pose_form must be one of {POSE_FORMS} or None, got {pose_form!r}")
         if not fits[pose_form]:
-            raise ValueError(f"pose as {pose_form} must have shape {wanted[pose_form].replace('J', str(num_joints))}, got {shape}")
+            raise ValueError(
+                f"pose as {pose_form} must have shape {wanted[pose_form].replace('J', str(num_joints))}, got {shape}"
+            )
         return pose_form
     forms = [f for f in POSE_FORMS if fits[f]]
     if len(forms) == 1:
@@ -635,14 +655,15 @@ def _pose_form(pose: Any, num_joints: int, pose_form: str | None) -> str:
     )
 
 
-def _numpy_inputs(betas, pose, translation):
+def _numpy_inputs(betas: Any, pose: Any, translation: Any) -> list[np.ndarray | None]:
     """The arguments as C-contiguous float arrays of one dtype: that of the
     first float32/float64 array among them (float64 when none is)."""
     named = (("betas", betas), ("pose", pose), ("translation", translation))
     dtype = next(
-        (a.dtype for _, a in named if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)), np.dtype(np.float64)
+        (a.dtype for _, a in named if isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)),
+        np.dtype(np.float64),
     )
-    out = []
+    out: list[np.ndarray | None] = []
     for name, value in named:
         if value is None:
             out.append(None)
@@ -659,7 +680,7 @@ def _numpy_inputs(betas, pose, translation):
     return out
 
 
-def _torch_inputs(betas, pose, translation):
+def _torch_inputs(betas: Any, pose: Any, translation: Any) -> list[torch.Tensor | None]:
     """The arguments as tensors of the first tensor's dtype and device
     (non-tensors converted; a tensor that differs is an error)."""
     import torch
@@ -668,7 +689,7 @@ def _torch_inputs(betas, pose, translation):
     ref_name, reference = next((n, a) for n, a in named if is_torch(a))
     if reference.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{ref_name} must be float32 or float64, got {reference.dtype}")
-    out = []
+    out: list[torch.Tensor | None] = []
     for name, value in named:
         if value is None:
             out.append(None)

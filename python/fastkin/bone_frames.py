@@ -7,7 +7,7 @@ docs/bone_frames.md; the per-joint products run in the compiled kernels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -234,6 +234,7 @@ def _primary_children(skeleton: Skeleton, primary_child: Any, lengths: np.ndarra
             chosen[p] = c
     if primary_child is None:
         return chosen
+    items: Iterable[tuple[Any, Any]]
     if isinstance(primary_child, Mapping):
         items = primary_child.items()
     elif isinstance(primary_child, (Sequence, np.ndarray)) and not isinstance(primary_child, (str, bytes)):

@@ -72,7 +72,9 @@ def fk_batch(
         num_joints = skeleton.num_joints
         world_rotations = np.empty(batch + (num_joints, 3, 3), dtype)
         world_positions = np.empty(batch + (num_joints, 3), dtype)
-        finite = _core.fk_forward(skeleton.parents, rotations, root_translation, offsets, world_rotations, world_positions)
+        finite = _core.fk_forward(
+            skeleton.parents, rotations, root_translation, offsets, world_rotations, world_positions
+        )
     if not finite:
         raise_nonfinite(rotations, root_translation, skeleton.offsets if offsets is None else offsets)
     return world_rotations, world_positions

@@ -119,7 +119,9 @@ class Motion:
             frames = slice(int(frames), int(frames) + 1 if frames != -1 else None)
         step = frames.step if isinstance(frames, slice) and frames.step else 1
         joints = None if self._joint_translations is None else self._joint_translations[frames]
-        return Motion(self._skeleton, self._rotations[frames], self._root_translation[frames], self._fps / abs(step), joints)
+        return Motion(
+            self._skeleton, self._rotations[frames], self._root_translation[frames], self._fps / abs(step), joints
+        )
 
     def positions(self) -> np.ndarray:
         """World joint positions ``(T, J, 3)`` through :func:`fastkin.fk_batch`.
@@ -149,7 +151,11 @@ class Motion:
         lower = np.floor(position).astype(np.int64)
         upper = np.minimum(lower + 1, self.num_frames - 1)
         weight = position - lower
-        rotations = quat_slerp(self._rotations[lower], self._rotations[upper], np.broadcast_to(weight[:, None], lower.shape + (self._skeleton.num_joints,)))
+        rotations = quat_slerp(
+            self._rotations[lower],
+            self._rotations[upper],
+            np.broadcast_to(weight[:, None], lower.shape + (self._skeleton.num_joints,)),
+        )
         lerp = lambda a: a[lower] + (a[upper] - a[lower]) * weight.reshape((-1,) + (1,) * (a.ndim - 1))  # noqa: E731
         joints = None if self._joint_translations is None else lerp(self._joint_translations)
         return Motion(self._skeleton, rotations, lerp(self._root_translation), fps, joints)
@@ -177,7 +183,12 @@ class Motion:
         joints = None
         if animated:
             joints = np.concatenate(
-                [m.joint_translations if m.joint_translations is not None else np.broadcast_to(m.skeleton.offsets, (len(m),) + m.skeleton.offsets.shape) for m in motions]
+                [
+                    m.joint_translations
+                    if m.joint_translations is not None
+                    else np.broadcast_to(m.skeleton.offsets, (len(m),) + m.skeleton.offsets.shape)
+                    for m in motions
+                ]
             )
         return Motion(
             first.skeleton,
@@ -196,7 +207,11 @@ def _frames(values: Any, name: str, trailing: tuple[int, ...], num_frames: int |
     if array.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
     array = array.astype(np.float64)
-    if array.ndim != 1 + len(trailing) or array.shape[1:] != trailing or (num_frames is not None and array.shape[0] != num_frames):
+    if (
+        array.ndim != 1 + len(trailing)
+        or array.shape[1:] != trailing
+        or (num_frames is not None and array.shape[0] != num_frames)
+    ):
         want = ("T" if num_frames is None else str(num_frames),) + tuple(str(d) for d in trailing)
         raise ValueError(f"{name} must have shape ({', '.join(want)}), got {array.shape}")
     if not np.all(np.isfinite(array)):

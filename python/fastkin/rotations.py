@@ -397,7 +397,9 @@ def quat_slerp(q0: Any, q1: Any, t: Any) -> Any:
 
     def weight(s):
         # sin(s theta) / sin(theta), by its Taylor series for small theta.
-        series = s * (1.0 + (1.0 - s * s) * theta2 / 6.0 + (1.0 - s * s) * (7.0 - 3.0 * s * s) * theta2 * theta2 / 360.0)
+        series = s * (
+            1.0 + (1.0 - s * s) * theta2 / 6.0 + (1.0 - s * s) * (7.0 - 3.0 * s * s) * theta2 * theta2 / 360.0
+        )
         return xp.where(small, series, xp.sin(s * theta_big) / sin_theta)
 
     return quat_normalize(weight(1.0 - t) * q0 + weight(t) * q1)
@@ -451,7 +453,9 @@ _AXES = {"x": 0, "y": 1, "z": 2}
 
 def _parse_order(order: str) -> tuple[tuple[int, int, int], bool]:
     if not isinstance(order, str) or len(order) != 3 or not (order.islower() or order.isupper()):
-        raise ValueError(f"order must be three axis letters, all lowercase (extrinsic) or uppercase (intrinsic), got {order!r}")
+        raise ValueError(
+            f"order must be three axis letters, all lowercase (extrinsic) or uppercase (intrinsic), got {order!r}"
+        )
     low = order.lower()
     if any(c not in _AXES for c in low) or low[0] == low[1] or low[1] == low[2]:
         raise ValueError(f"order must use axes x, y, z with no axis twice in a row, got {order!r}")

@@ -18,7 +18,9 @@ from .skeleton import Skeleton
 __all__ = ["skinning_transforms", "lbs", "dqs", "top_k_weights"]
 
 
-def skinning_transforms(skeleton: Skeleton, world_rotations: Any, world_positions: Any, inverse_bind: Any | None = None) -> Any:
+def skinning_transforms(
+    skeleton: Skeleton, world_rotations: Any, world_positions: Any, inverse_bind: Any | None = None
+) -> Any:
     """Per-joint skinning transforms ``W_j · Bind_j⁻¹`` as ``(..., J, 3, 4)``
     row-major ``[R | t]`` matrices, the input of :func:`lbs` and :func:`dqs`.
 
@@ -177,7 +179,9 @@ def _skin(method: str, transforms, vertices, joint_indices, weights, normals):
     moved = _skin_numpy(method, transforms, vertices, joint_indices, weights, True)
     if normals is None:
         return moved
-    turned = _skin_numpy(method, transforms, _float_array(normals, "normals", dtype, "transforms"), joint_indices, weights, False)
+    turned = _skin_numpy(
+        method, transforms, _float_array(normals, "normals", dtype, "transforms"), joint_indices, weights, False
+    )
     length = np.linalg.norm(turned, axis=-1, keepdims=True)
     return moved, turned / np.maximum(length, np.finfo(dtype).tiny)
 

@@ -2,12 +2,23 @@
 
 See ``ATTRIBUTION.md`` beside this file for sources and licences (CMU
 motion capture; the Khronos "Fox" glTF sample, CC0 / CC BY 4.0).
+
+Example:
+    >>> import fastkin
+    >>> walk = fastkin.data.default_motion("cmu_12_01_walk")
+    >>> walk.positions().shape
+    (524, 38, 3)
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time, as the functions below do
+    from ..io import Character
+    from ..motion import Motion
 
 __all__ = ["MOTIONS", "path", "default_motion", "default_character", "attribution"]
 
@@ -30,7 +41,7 @@ def path(name: str) -> Path:
     return Path(str(resources.files(__name__).joinpath(name)))
 
 
-def default_motion(name: str = "cmu_12_01_walk"):
+def default_motion(name: str = "cmu_12_01_walk") -> Motion:
     """A bundled human motion (CMU, 31 joints, 120 fps) as a Motion.
 
     Example:
@@ -46,7 +57,7 @@ def default_motion(name: str = "cmu_12_01_walk"):
     return load_bvh(path(MOTIONS[name]))
 
 
-def default_character(fps: float = 30.0):
+def default_character(fps: float = 30.0) -> Character:
     """The bundled skinned character (the Khronos "Fox": 24 joints, clips
     Survey, Walk and Run) as a :class:`fastkin.io.Character`.
 

@@ -22,7 +22,9 @@ def analytic_torch(skeleton: Skeleton, positions: torch.Tensor, reference: Any) 
         raise TypeError(f"positions must be float32 or float64, got {positions.dtype}")
     if isinstance(reference, torch.Tensor):
         if reference.dtype != positions.dtype:
-            raise TypeError(f"reference has dtype {reference.dtype} but positions are {positions.dtype}: pass matching dtypes")
+            raise TypeError(
+                f"reference has dtype {reference.dtype} but positions are {positions.dtype}: pass matching dtypes"
+            )
         reference = reference.detach().cpu().contiguous().numpy()
     host = positions.detach().cpu().contiguous().numpy()  # no copy for a contiguous CPU tensor
     rotations, root_translation = analytic(skeleton, host, reference=reference)

@@ -11,6 +11,7 @@ docs/ik.md, "Two-bone and FABRIK".
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ def two_bone(
     batch = _broadcast_batch({name: a.shape[:-1] for name, a in given.items()})
     frames = math.prod(batch)
     flat = {name: _per_frame(a, batch, frames, 1) for name, a in given.items()}
-    dtype = arrays["root"].dtype
+    dtype = given["root"].dtype
     new_mid = np.empty(batch + (3,), dtype)
     new_end = np.empty(batch + (3,), dtype)
     upper = lower = None
@@ -118,7 +119,7 @@ def two_bone(
     )
     if not finite:
         _raise_nonfinite(given, "two_bone overflowed: the positions are too large for the dtype")
-    outputs = (new_mid, new_end) if upper is None else (new_mid, new_end, upper, lower)
+    outputs = (new_mid, new_end) if upper is None or lower is None else (new_mid, new_end, upper, lower)
     return _like(outputs, like)
 
 
@@ -176,7 +177,9 @@ def two_bone_skeleton(
                 f"joints: joint {upper_joint} ({skeleton.names[upper_joint]}) is not an ancestor of joint "
                 f"{lower_joint} ({skeleton.names[lower_joint]})"
             )
-    arrays, like = _float_inputs({"rotations": rotations, "target": target, "pole": pole, "root_translation": root_translation})
+    arrays, like = _float_inputs(
+        {"rotations": rotations, "target": target, "pole": pole, "root_translation": root_translation}
+    )
     rotations = arrays["rotations"]
     world_rotations, world_positions = fk_batch(skeleton, rotations, arrays["root_translation"])
     new = two_bone(
@@ -376,7 +379,7 @@ def _float_inputs(named: dict[str, Any]) -> tuple[dict[str, np.ndarray | None], 
     return arrays, like
 
 
-def _raise_nonfinite(arrays: dict[str, np.ndarray | None], overflow: str) -> None:
+def _raise_nonfinite(arrays: Mapping[str, np.ndarray | None], overflow: str) -> None:
     """The ValueError for a kernel that reported a non-finite value: the
     first argument holding NaN or infinity, else ``overflow``."""
     for name, value in arrays.items():

@@ -112,8 +112,23 @@ def solve(
         >>> fastkin.fk_batch(arm, result.rotations)[1][2].round(6)
         array([1., 1., 0.])
     """
-    return _solve(skeleton, targets, joints, weights, orientation_targets, orientation_weight, init, init_root,
-                  fixed_root, regularization, joint_limits, max_iters, tol, robust, sequential=False)
+    return _solve(
+        skeleton,
+        targets,
+        joints,
+        weights,
+        orientation_targets,
+        orientation_weight,
+        init,
+        init_root,
+        fixed_root,
+        regularization,
+        joint_limits,
+        max_iters,
+        tol,
+        robust,
+        sequential=False,
+    )
 
 
 def solve_sequence(
@@ -155,15 +170,45 @@ def solve_sequence(
     shape = np.shape(targets)
     if len(shape) != 3:
         raise ValueError(f"targets must have shape (F, T, 3) for a sequence, got {tuple(shape)}")
-    return _solve(skeleton, targets, joints, weights, orientation_targets, orientation_weight, init, init_root,
-                  fixed_root, smoothness, joint_limits, max_iters, tol, robust, sequential=True)
+    return _solve(
+        skeleton,
+        targets,
+        joints,
+        weights,
+        orientation_targets,
+        orientation_weight,
+        init,
+        init_root,
+        fixed_root,
+        smoothness,
+        joint_limits,
+        max_iters,
+        tol,
+        robust,
+        sequential=True,
+    )
 
 
 # -- private helpers ------------------------------------------------------------------------------
 
 
-def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_weight, init, init_root, fixed_root,
-           regularization, joint_limits, max_iters, tol, robust, sequential) -> IKResult:
+def _solve(
+    skeleton,
+    targets,
+    joints,
+    weights,
+    orientation_targets,
+    orientation_weight,
+    init,
+    init_root,
+    fixed_root,
+    regularization,
+    joint_limits,
+    max_iters,
+    tol,
+    robust,
+    sequential,
+) -> IKResult:
     # Kept lean: a single frame is solved in tens of microseconds, so the
     # checks here must not cost more than the solve.
     if not isinstance(skeleton, Skeleton):
@@ -174,7 +219,7 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
     context = _context(skeleton, dtype)
     J = skeleton.num_joints
     joint_indices = None if joints is None else _joint_indices(skeleton, joints)  # None: every joint
-    count = J if joints is None else len(joint_indices)
+    count = J if joint_indices is None else len(joint_indices)
     if targets.ndim < 2 or targets.shape[-2:] != (count, 3):
         raise ValueError(f"targets must have shape (..., {count}, 3) for {count} target joints, got {targets.shape}")
     batch = targets.shape[:-2]
@@ -187,8 +232,12 @@ def _solve(skeleton, targets, joints, weights, orientation_targets, orientation_
             raise ValueError(f"weights must have shape ({count},), got {target_weights.shape}")
     orientations = None
     if orientation_targets is not None:
-        orientations = _frames_of_rotations(_float_input(orientation_targets, "orientation_targets").astype(dtype, copy=False),
-                                            "orientation_targets", batch, count)
+        orientations = _frames_of_rotations(
+            _float_input(orientation_targets, "orientation_targets").astype(dtype, copy=False),
+            "orientation_targets",
+            batch,
+            count,
+        )
     if orientation_weight != 1.0:  # (the checks below skip the defaults: this path is timed per frame)
         _require_number(orientation_weight, "orientation_weight", "a finite number >= 0", lambda v: v >= 0)
     start = context.rest_rotations if init is None else _start_rotations(skeleton, init, batch, dtype)
@@ -287,7 +336,6 @@ def _require_number(value: Any, name: str, what: str, ok) -> None:
         raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
-
 def _float_input(value: Any, name: str) -> np.ndarray:
     if type(value) is np.ndarray and value.dtype.char in "fd":
         return value
@@ -328,9 +376,11 @@ def _start_rotations(skeleton: Skeleton, init: Any, batch: tuple, dtype) -> np.n
     start = _float_input(init, "init").astype(dtype, copy=False)
     if start.shape in ((J, 4), (J, 3, 3)):
         return np.ascontiguousarray(start)
-    trailing = start.shape[len(batch):]
+    trailing = start.shape[len(batch) :]
     if start.shape[: len(batch)] != batch or trailing not in ((J, 4), (J, 3, 3)):
-        raise ValueError(f"init must have shape {batch + (J, 4)}, {batch + (J, 3, 3)}, ({J}, 4) or ({J}, 3, 3), got {start.shape}")
+        raise ValueError(
+            f"init must have shape {batch + (J, 4)}, {batch + (J, 3, 3)}, ({J}, 4) or ({J}, 3, 3), got {start.shape}"
+        )
     frames = int(np.prod(batch, dtype=np.int64))
     return np.ascontiguousarray(start.reshape((frames,) + trailing))
 

@@ -6,6 +6,15 @@
 
 Malformed files raise :class:`FormatError` (a ValueError) with the file
 name and line.
+
+Example:
+    >>> import os, tempfile, fastkin
+    >>> walk = fastkin.data.default_motion()
+    >>> path = os.path.join(tempfile.mkdtemp(), "walk_30fps.bvh")
+    >>> fastkin.io.save_bvh(path, walk.resample(30))
+    >>> again = fastkin.io.load_bvh(path)
+    >>> again.skeleton.names == walk.skeleton.names, round(again.fps)  # the file keeps 1/30 s to 7 digits
+    (True, 30)
 """
 
 from .asf import load_asf_amc
@@ -14,4 +23,13 @@ from .errors import FormatError
 from .gltf import Character, SkinnedMesh, load_gltf
 from .layout import channel_layout
 
-__all__ = ["load_bvh", "save_bvh", "load_asf_amc", "load_gltf", "Character", "SkinnedMesh", "channel_layout", "FormatError"]
+__all__ = [
+    "load_bvh",
+    "save_bvh",
+    "load_asf_amc",
+    "load_gltf",
+    "Character",
+    "SkinnedMesh",
+    "channel_layout",
+    "FormatError",
+]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
     starts = [0] + [m.end() for m in re.finditer(r"(?m)^\s*:", text)]
     sections = [(text[a:b], line_of(text, a)) for a, b in zip(starts, starts[1:] + [len(text)])]
     to_radians = np.pi / 180.0
-    root = {"order": [], "axis": np.array([0.0, 0.0, 0.0, 1.0]), "position": np.zeros(3)}
+    root: dict[str, Any] = {"order": [], "axis": np.array([0.0, 0.0, 0.0, 1.0]), "position": np.zeros(3)}
     bones: list[dict] = []
     hierarchy: dict[str, str] = {}
     for section, first_line in sections:
@@ -170,7 +170,9 @@ def _parse_asf(path: Path) -> tuple[list[dict], dict, float]:
     while pending:
         ready = [b for b in pending if b["parent"] in placed]
         if not ready:
-            raise FormatError(path, None, f"the :hierarchy has a cycle or names unknown bones {[b['parent'] for b in pending][:3]}")
+            raise FormatError(
+                path, None, f"the :hierarchy has a cycle or names unknown bones {[b['parent'] for b in pending][:3]}"
+            )
         for b in ready:
             ordered.append(b)
             placed.add(b["name"])
@@ -240,17 +242,25 @@ def _parse_amc(path: Path, bone_names: list[str]) -> tuple[list[tuple[str, int]]
     for k, found in enumerate(_NAME_AT_LINE_START.finditer(body)):
         if found.group().strip() != expected[k % per_frame]:
             raise FormatError(
-                path, start + line_of(body, found.start()), f"every frame must list the bones {[n for n, _ in layout]} in order"
+                path,
+                start + line_of(body, found.start()),
+                f"every frame must list the bones {[n for n, _ in layout]} in order",
             )
     stripped = _NAME_AT_LINE_START.sub(lambda m: b" " * len(m.group()), body)  # same offsets, same lines
     numbers = read_numbers(raw[:body_offset] + stripped, body_offset, path)
     width = 1 + sum(c for _, c in layout)
     if numbers.size % width:
-        raise FormatError(path, start + line_of(body, len(body)), f"truncated motion data ({numbers.size} values, {width} per frame)")
+        raise FormatError(
+            path, start + line_of(body, len(body)), f"truncated motion data ({numbers.size} values, {width} per frame)"
+        )
     table = numbers.reshape(-1, width)
     broken = np.flatnonzero(table[:, 0] != table[0, 0] + np.arange(table.shape[0]))
     if broken.size:
-        raise FormatError(path, None, f"frame numbers are not consecutive (frame {int(broken[0])} is numbered {table[broken[0], 0]:g})")
+        raise FormatError(
+            path,
+            None,
+            f"frame numbers are not consecutive (frame {int(broken[0])} is numbered {table[broken[0], 0]:g})",
+        )
     return layout, table[:, 1:]
 
 

@@ -139,7 +139,11 @@ def save_bvh(path: PathLike, motion: Motion, euler_order: str = "ZYX") -> None:
     for j, p in enumerate(parents):
         if p >= 0:
             children[p].append(j)
-    end_sites = {j for j in range(skeleton.num_joints) if not children[j] and skeleton.names[j].endswith(_END_SUFFIX) and parents[j] >= 0}
+    end_sites = {
+        j
+        for j in range(skeleton.num_joints)
+        if not children[j] and skeleton.names[j].endswith(_END_SUFFIX) and parents[j] >= 0
+    }
     angles = np.degrees(quat_to_euler(motion.rotations, order))  # (T, J, 3)
     columns = []
     lines = ["HIERARCHY"]

@@ -36,7 +36,14 @@ __all__ = ["load_gltf", "Character", "SkinnedMesh"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+_COMPONENTS: dict[int, type[np.number]] = {
+    5120: np.int8,
+    5121: np.uint8,
+    5122: np.int16,
+    5123: np.uint16,
+    5125: np.uint32,
+    5126: np.float32,
+}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 # Bounds on what a file may make the reader allocate without data behind it.
@@ -120,7 +127,9 @@ def load_gltf(path: PathLike, fps: float = 30.0) -> list[Character]:
             raise
         except (TypeError, KeyError, IndexError, ValueError, AttributeError, OverflowError) as error:
             # JSON values of the wrong type or size deep in the document.
-            raise FormatError(path, None, f"skin {skin_index}: malformed document ({type(error).__name__}: {error})") from None
+            raise FormatError(
+                path, None, f"skin {skin_index}: malformed document ({type(error).__name__}: {error})"
+            ) from None
     return characters
 
 
@@ -136,7 +145,8 @@ def _read_container(path: Path) -> tuple[dict, Optional[bytes]]:
         _, version, length = struct.unpack_from("<III", raw, 0)
         if version != 2 or length > len(raw):
             raise FormatError(path, None, f"GLB version {version}, declared length {length} of {len(raw)} bytes")
-        chunks, at = {}, 12
+        chunks: dict[int, bytes] = {}
+        at = 12
         while at + 8 <= length:
             size, kind = struct.unpack_from("<II", raw, at)
             if at + 8 + size > length:
@@ -171,7 +181,9 @@ class _Accessors:
             uri = spec.get("uri")
             if uri is None:
                 if self.binary is None:
-                    raise FormatError(self.path, None, f"buffer {index} has no uri and the file has no GLB binary chunk")
+                    raise FormatError(
+                        self.path, None, f"buffer {index} has no uri and the file has no GLB binary chunk"
+                    )
                 data = self.binary
             elif uri.startswith("data:"):
                 header, _, payload = uri.partition(",")
@@ -219,9 +231,18 @@ class _Accessors:
             element = dtype.itemsize * width
             stride = int(view.get("byteStride", 0)) or element
             end = start + (stride * (count - 1) + element if count else 0)
-            if view_length < 0 or view_start + view_length > len(data) or start < view_start or end > view_start + view_length:
-                raise FormatError(self.path, None, f"{where}: {count} elements do not fit in buffer view {spec['bufferView']}")
-            values = np.ndarray((count, width), dtype, buffer=data, offset=start, strides=(stride, dtype.itemsize)).copy()
+            if (
+                view_length < 0
+                or view_start + view_length > len(data)
+                or start < view_start
+                or end > view_start + view_length
+            ):
+                raise FormatError(
+                    self.path, None, f"{where}: {count} elements do not fit in buffer view {spec['bufferView']}"
+                )
+            values = np.ndarray(
+                (count, width), dtype, buffer=data, offset=start, strides=(stride, dtype.itemsize)
+            ).copy()
         if spec.get("normalized") and dtype.kind in "iu":
             values = np.maximum(values / np.iinfo(dtype).max, -1.0)
         elif dtype.kind == "f":
@@ -269,7 +290,9 @@ def _rest_trs(node: dict, index: int, path: Path) -> tuple[np.ndarray, np.ndarra
     for key, size in (("matrix", 16), ("translation", 3), ("rotation", 4), ("scale", 3)):
         value = node.get(key)
         if value is not None and not (
-            isinstance(value, list) and len(value) == size and all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
+            isinstance(value, list)
+            and len(value) == size
+            and all(isinstance(v, (int, float)) and np.isfinite(v) for v in value)
         ):
             raise FormatError(path, None, f"node {index}: {key} must be {size} finite numbers")
     if "rotation" in node and not any(node["rotation"]):
@@ -340,7 +363,9 @@ def _character(path, document, reader, nodes, parent_of, skin_index, skin, fps) 
         names = [f"{name}_{n}" for name, n in zip(names, order)]
 
     rest = {n: _rest_trs(nodes[n], n, path) for c in chains for n in c}
-    translations, rotations, scales = _compose(chains, parents, {n: (t[None], r[None], s[None]) for n, (t, r, s) in rest.items()}, names)
+    translations, rotations, scales = _compose(
+        chains, parents, {n: (t[None], r[None], s[None]) for n, (t, r, s) in rest.items()}, names
+    )
     skeleton = Skeleton(parents, translations[0], rotations[0], names)
 
     ibm = np.tile(np.eye(4), (len(joints), 1, 1))
@@ -377,7 +402,11 @@ def _compose(chains, parents, trs, names):
         position = np.zeros((num_frames, 3))
         for n in nodes:
             t, r, s = trs[n]
-            t, r, s = np.broadcast_to(t, (num_frames, 3)), np.broadcast_to(r, (num_frames, 4)), np.broadcast_to(s, (num_frames, 3))
+            t, r, s = (
+                np.broadcast_to(t, (num_frames, 3)),
+                np.broadcast_to(r, (num_frames, 4)),
+                np.broadcast_to(s, (num_frames, 3)),
+            )
             position = position + scale[:, None] * (frame @ t[..., None])[..., 0]
             frame = frame @ quat_to_matrix(r)
             scale = scale * _uniform(s, f"node {names[j]}")
@@ -402,13 +431,21 @@ def _skinned_meshes(path, document, reader, nodes, skin_index, joints, index_of)
             joint_ids = reader(attributes["JOINTS_0"])
             weights = reader(attributes["WEIGHTS_0"]).astype(np.float64)
             if joint_ids.shape != weights.shape or len(joint_ids) != len(positions):
-                raise FormatError(path, None, f"mesh {node['mesh']} primitive {p_index}: JOINTS_0/WEIGHTS_0/POSITION sizes differ")
+                raise FormatError(
+                    path, None, f"mesh {node['mesh']} primitive {p_index}: JOINTS_0/WEIGHTS_0/POSITION sizes differ"
+                )
             if joint_ids.size and (joint_ids.min() < 0 or joint_ids.max() >= len(remap)):
-                raise FormatError(path, None, f"mesh {node['mesh']} primitive {p_index}: JOINTS_0 indexes past the skin's joints")
+                raise FormatError(
+                    path, None, f"mesh {node['mesh']} primitive {p_index}: JOINTS_0 indexes past the skin's joints"
+                )
             normals = reader(attributes["NORMAL"]) if "NORMAL" in attributes else None
             faces = None
             if primitive.get("mode", 4) == 4:
-                ids = reader(primitive["indices"])[:, 0].astype(np.int64) if "indices" in primitive else np.arange(len(positions))
+                ids = (
+                    reader(primitive["indices"])[:, 0].astype(np.int64)
+                    if "indices" in primitive
+                    else np.arange(len(positions))
+                )
                 if ids.size % 3 or (ids.size and (ids.min() < 0 or ids.max() >= len(positions))):
                     raise FormatError(path, None, f"mesh {node['mesh']} primitive {p_index}: bad triangle indices")
                 faces = ids.reshape(-1, 3)
@@ -440,7 +477,9 @@ def _animation(path, reader, animation, a_index, chains, parents, rest, names, s
             raise FormatError(path, None, f"animation {a_index}: sampler input/output sizes or key times are invalid")
         width = 4 if kind == "rotation" else 3
         if values.shape[1] != width or interpolation not in ("LINEAR", "STEP", "CUBICSPLINE"):
-            raise FormatError(path, None, f"animation {a_index}: a {kind} sampler needs {width}-component {interpolation} output")
+            raise FormatError(
+                path, None, f"animation {a_index}: a {kind} sampler needs {width}-component {interpolation} output"
+            )
         if kind == "rotation" and np.any(np.linalg.norm(values, axis=1) == 0):
             raise FormatError(path, None, f"animation {a_index}: zero quaternion in a rotation sampler")
         tracks[(node, kind)] = (times, values, interpolation)
@@ -448,7 +487,9 @@ def _animation(path, reader, animation, a_index, chains, parents, rest, names, s
     if not tracks:
         return None
     if end * fps > _MAX_SAMPLED_FRAMES:
-        raise FormatError(path, None, f"animation {a_index}: {end:g} s at {fps:g} fps is more than {_MAX_SAMPLED_FRAMES} frames")
+        raise FormatError(
+            path, None, f"animation {a_index}: {end:g} s at {fps:g} fps is more than {_MAX_SAMPLED_FRAMES} frames"
+        )
     sample_times = np.arange(int(np.floor(end * fps + 1e-6)) + 1) / fps
     trs = {}
     for n, (t, r, s) in rest.items():
@@ -474,7 +515,12 @@ def _sample(times, values, interpolation, at, is_rotation):
         v = values.reshape(times.size, 3, -1)  # in-tangent, value, out-tangent
         s2, s3 = s * s, s * s * s
         h = [2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2]
-        out = (h[0][:, None] * v[k, 1] + (h[1] * span)[:, None] * v[k, 2] + h[2][:, None] * v[k1, 1] + (h[3] * span)[:, None] * v[k1, 0])
+        out = (
+            h[0][:, None] * v[k, 1]
+            + (h[1] * span)[:, None] * v[k, 2]
+            + h[2][:, None] * v[k1, 1]
+            + (h[3] * span)[:, None] * v[k1, 0]
+        )
     elif is_rotation:
         out = quat_slerp(values[k], values[k1], s)
     else:
