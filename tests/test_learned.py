@@ -279,9 +279,31 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path):
     from fastkin.cli import main
 
     def train(steps, *more):
-        return main(["train", "ikgat", "--data", str(WALK), "--skeleton", str(WALK), "--out", str(tmp_path),
-                     "--holdout-takes", "--steps", str(steps), "--batch-size", "8", "--validate-every", "2",
-                     "--width", "8", "--layers", "1", "--quiet", *more])
+        return main(
+            [
+                "train",
+                "ikgat",
+                "--data",
+                str(WALK),
+                "--skeleton",
+                str(WALK),
+                "--out",
+                str(tmp_path),
+                "--holdout-takes",
+                "--steps",
+                str(steps),
+                "--batch-size",
+                "8",
+                "--validate-every",
+                "2",
+                "--width",
+                "8",
+                "--layers",
+                "1",
+                "--quiet",
+                *more,
+            ]
+        )
 
     assert train(4) == 0
     model = load_model(tmp_path / "model")
@@ -294,10 +316,36 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path):
 @pytest.mark.slow
 def test_distributed_training_with_two_processes(tmp_path):
     """torchrun, 2 CPU processes, gloo: a few steps of DistributedDataParallel."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               "-m", "fastkin", "train", "ikgat", "--data", str(WALK), "--skeleton", str(WALK), "--out", str(tmp_path),
-               "--holdout-takes", "--steps", "3", "--batch-size", "8", "--validate-every", "3", "--width", "8",
-               "--layers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "fastkin",
+        "train",
+        "ikgat",
+        "--data",
+        str(WALK),
+        "--skeleton",
+        str(WALK),
+        "--out",
+        str(tmp_path),
+        "--holdout-takes",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--validate-every",
+        "3",
+        "--width",
+        "8",
+        "--layers",
+        "1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -327,7 +375,9 @@ def test_benchmark_writes_its_report_and_plots(walk, tmp_path):
             assert f"| {noise} | {method} |" in report
     assert len(result["speed"]) == 4 and all(s["batch1_fps"] > 0 for s in result["speed"])
     if plots:
-        assert all((tmp_path / f).stat().st_size > 0 for f in ("error_per_joint.png", "error_vs_noise.png", "speed.png"))
+        assert all(
+            (tmp_path / f).stat().st_size > 0 for f in ("error_per_joint.png", "error_vs_noise.png", "speed.png")
+        )
 
 
 def test_twist_error_separates_twist_from_swing(walk):
@@ -346,6 +396,7 @@ def test_twist_error_separates_twist_from_swing(walk):
         assert error[elbow] == pytest.approx(abs(np.degrees(angle)), abs=1e-6)
         across = np.cross(local_axis, [0.0, 0.0, 1.0])
         swung = truth.copy()
-        swung[elbow] = fastkin.rotations.quat_multiply(truth[elbow], fastkin.rotations.axis_angle_to_quat(
-            across / np.linalg.norm(across) * angle))
+        swung[elbow] = fastkin.rotations.quat_multiply(
+            truth[elbow], fastkin.rotations.axis_angle_to_quat(across / np.linalg.norm(across) * angle)
+        )
         assert learned.twist_errors(skeleton, swung, truth)[elbow] == pytest.approx(0.0, abs=1e-6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -58,10 +58,10 @@ class Batch(NamedTuple):
 
     skeleton: Skeleton  # every pose's hierarchy and rest frames (one body per batch)
     frames: np.ndarray  # (J, 3, 3) its rest bone frames, aligned to the dataset skeleton's (aligned_frames)
-    rotations: object  # (B, J, 4) local xyzw quaternions: the targets
-    offsets: object  # (B, J, 3) bone offsets after jitter
-    positions: object  # (B, J, 3) exact joint positions (fk_batch)
-    inputs: object  # (B, J, 3) positions with noise: what the model sees
+    rotations: Any  # (B, J, 4) local xyzw quaternions: the targets
+    offsets: Any  # (B, J, 3) bone offsets after jitter
+    positions: Any  # (B, J, 3) exact joint positions (fk_batch)
+    inputs: Any  # (B, J, 3) positions with noise: what the model sees
 
 
 def augmented_batch(dataset: MotionDataset, size: int, rng: np.random.Generator,

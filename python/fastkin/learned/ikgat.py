@@ -53,6 +53,10 @@ class IKGAT(nn.Module):
         ((4, 38, 4), (4, 3))
     """
 
+    parents: torch.Tensor  # (J,) buffers: each joint's parent (roots: themselves),
+    has_bone: torch.Tensor  # whether its offset from the parent has a length,
+    blocked: torch.Tensor  # and (J, J): pairs too many hops apart to attend
+
     def __init__(self, skeleton: Skeleton, width: int = 64, layers: int = 4, heads: int = 4, hops: int = 3,
                  expansion: int = 2) -> None:
         super().__init__()

@@ -164,7 +164,7 @@ def train_ikgat(data: Sequence[Any], skeleton: Skeleton, out: Any, config: Train
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
         rng = np.random.default_rng([config.seed, rank, start])
-    trained = model
+    trained: Any = model
     if world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model)
     augmentation = Augmentation(**config.augmentation)
