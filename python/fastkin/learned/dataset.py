@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Union
@@ -265,6 +264,4 @@ def _skeleton_file_of(amc: Path) -> Path:
 
 def _is_rest_frame(rotations: np.ndarray) -> bool:
     """True when every non-root rotation of a frame is the identity."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return bool(np.all(np.abs(np.abs(rotations[1:, 3]) - 1.0) < 1e-6))
+    return bool(np.all(np.abs(np.abs(rotations[1:, 3]) - 1.0) < 1e-6))
