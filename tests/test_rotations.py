@@ -205,6 +205,25 @@ def test_matrix_to_quat_vs_scipy(backend, dtype, shape):
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matrix_to_quat_compiled_matches_formula_path(dtype):
+    """numpy input runs the compiled kernel (threaded for big batches), torch
+    input the array formulas: the two agree on random rotations, on every
+    half turn (where the candidate choice is a tie) and on strided input."""
+    rng = np.random.default_rng(11)
+    m = sp(rand_quats(rng, (70_000,))).as_matrix()
+    half_turns = np.array([np.diag(d) for d in ([1, -1, -1], [-1, 1, -1], [-1, -1, 1])], float)
+    axes = rng.normal(size=(50, 3))
+    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+    m = np.concatenate([m, half_turns, Rotation.from_rotvec(np.pi * axes).as_matrix(), np.eye(3)[None]]).astype(dtype)
+    strided = np.stack([m, m], axis=1)[:, 1]  # not C-contiguous
+    compiled = rot.matrix_to_quat(strided)
+    formulas = rot.matrix_to_quat(torch.from_numpy(m)).numpy()
+    assert compiled.dtype == dtype and compiled.shape == (len(m), 4)
+    np.testing.assert_allclose(compiled, formulas, rtol=0, atol=tol(dtype))
+    assert np.isnan(rot.matrix_to_quat(np.full((3, 3), np.nan, dtype))).all()
+
+
 @pytest.mark.parametrize("backend,dtype", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_axis_angle_to_quat_and_matrix_vs_scipy(backend, dtype, shape):

@@ -36,4 +36,5 @@ NB_MODULE(_core, m) {
   fastkin::bindings::bind_ik_chains(m);
   fastkin::bindings::bind_ik_analytic(m);
   fastkin::bindings::bind_ikgat_infer(m);
+  fastkin::bindings::bind_rotations(m);
 }

@@ -11,4 +11,5 @@ void bind_ik_solve(nanobind::module_& m);
 void bind_ik_chains(nanobind::module_& m);
 void bind_ik_analytic(nanobind::module_& m);
 void bind_ikgat_infer(nanobind::module_& m);
+void bind_rotations(nanobind::module_& m);
 }

@@ -31,6 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from . import _core
 from ._backend import as_float_array, namespace
 
 __all__ = [
@@ -99,6 +102,10 @@ def matrix_to_quat(matrices: Any) -> Any:
         array([1., 0., 0., 0.])
     """
     m = as_float_array(matrices, "matrices", (3, 3))
+    if isinstance(m, np.ndarray) and m.dtype in (np.float32, np.float64):  # the compiled kernel, same formulas
+        out = np.empty(m.shape[:-2] + (4,), m.dtype)
+        _core.matrix_to_quat(np.ascontiguousarray(m), out)
+        return out
     xp = namespace(m)
     m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
