@@ -167,7 +167,8 @@ class IKGAT(nn.Module):
                                                                 refine_iters))
         else:  # the compiled forward pass: numpy only, no torch at call time
             flat = (positions.detach().cpu().numpy() if torch_in else positions).reshape(-1, j, 3)
-            rotations = matrix_to_quat(self._local_compiled(flat, skeleton))
+            # float32 throughout, like the network: one cast at the end.
+            rotations = matrix_to_quat(self._local_compiled(flat, skeleton)).astype(np.float64)
             root = flat[:, 0].astype(np.float64) - skeleton.offsets[0]
             if refine:
                 rotations, root = _refine(skeleton, flat, rotations, root, refine_iters)
@@ -186,7 +187,7 @@ class IKGAT(nn.Module):
         return torch.cat(parts) if parts else torch.empty(0, skeleton.num_joints, 3, 3)
 
     def _local_compiled(self, flat: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-        """Local rotations (float64) through :class:`CompiledIKGAT`, rebuilt
+        """Local rotations (float32) through :class:`CompiledIKGAT`, rebuilt
         whenever a parameter has changed since the last call."""
         from .fast_inference import CompiledIKGAT
 
@@ -195,13 +196,13 @@ class IKGAT(nn.Module):
         if getattr(self, "_compiled_stamp", None) != stamp:
             self._compiled = CompiledIKGAT(self)
             self._compiled_stamp = stamp
-        world = self._compiled.bone_rotations(np.ascontiguousarray(flat, dtype=np.float32)).astype(np.float64)
+        world = self._compiled.bone_rotations(np.ascontiguousarray(flat, dtype=np.float32))
         # The frame constants of this body (validated once, cached on it).
         key = ("ikgat_frame_constants", id(self.skeleton))
         cached = skeleton._torch_cache.get(key)
         if cached is None or cached[0] is not self.skeleton:
             frames = None if skeleton is self.skeleton else aligned_frames(skeleton, self.skeleton)
-            cached = skeleton._torch_cache[key] = (self.skeleton, frame_constants(skeleton, frames, np.float64))
+            cached = skeleton._torch_cache[key] = (self.skeleton, frame_constants(skeleton, frames, np.float32))
         local = np.empty_like(world)
         if not _core.bone_world_to_local(skeleton.parents, world, cached[1], local):
             raise ValueError("the network's output is not finite (are the positions extreme?)")
