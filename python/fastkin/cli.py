@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = ("fk", "skinning", "ik", "io")
+# IKGAT constructor arguments `fastkin train ikgat` takes as --NAME.
+MODEL_SIZES = ("width", "layers", "heads", "hops", "expansion")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, kind in (("steps", int), ("batch-size", int), ("learning-rate", float), ("fps", float), ("seed", int),
                        ("validate-every", int), ("fk-weight", float)):
         train.add_argument(f"--{name}", type=kind, default=None)
-    for name in ("width", "layers", "heads", "hops"):
+    for name in MODEL_SIZES:
         train.add_argument(f"--{name}", type=int, default=None, help="model size")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -104,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
     settings = {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "fps", "seed", "validate_every",
                                               "fk_weight", "holdout_takes", "holdout_subjects")}
     config = replace(config, **{k: v for k, v in settings.items() if v is not None})
-    sizes = {k: getattr(args, k) for k in ("width", "layers", "heads", "hops") if getattr(args, k) is not None}
+    sizes = {k: getattr(args, k) for k in MODEL_SIZES if getattr(args, k) is not None}
     config = replace(config, model={**config.model, **sizes})
     skeleton = _skeleton_of(args.skeleton)
     result = train_ikgat(args.data, skeleton, args.out, config, holdout_data=args.holdout_data, resume=args.resume,
@@ -172,9 +174,9 @@ def solve_positions_file(positions: Path, skeleton_file: Path, output: Path, fps
         print(file=sys.stderr)
     motion = fastkin.Motion(skeleton, np.concatenate(rotations), np.concatenate(roots), fps or source.fps)
     fastkin.io.save_bvh(output, motion)
-    error = np.concatenate(errors)
+    joint_error = np.concatenate(errors)
     ok = np.concatenate(converged)
-    print(f"{output.name}: {len(motion)} frames, largest joint error {error.max():.3g} (median {np.median(error):.3g}), "
+    print(f"{output.name}: {len(motion)} frames, largest joint error {joint_error.max():.3g} (median {np.median(joint_error):.3g}), "
           f"converged {int(ok.sum())}/{len(ok)}")
     return 0 if ok.all() else 1
 
