@@ -248,21 +248,19 @@ inline void rot6d_to_matrix(const float* r, float* m) {
 }
 
 // The per-joint head on normalised rows h (the final LayerNorm's affine
-// folded in), then 6D -> matrix.
-template <int V>
-void head(const IkgatView& m, const float* h, float* out) {
+// folded in), then 6D -> matrix. Each joint's rows across the block's frames
+// go through one matrix product with its own weights (6 of kIkgatHeadColumns columns
+// used), which keeps the lanes busy where per-row dot products would end in
+// horizontal sums; r6 holds (J, frames, kIkgatHeadColumns).
+template <int V, int R, int NC>
+void head(const IkgatView& m, const float* h, int64_t frames, float* r6, float* out) {
   const int J = m.joints, Wp = m.width_pad;
-  for (int j = 0; j < J; ++j) {
-    const float* row = h + static_cast<int64_t>(j) * Wp;
-    const float* w = m.head_weight + static_cast<int64_t>(j) * 6 * Wp;
-    float r6[6];
-    for (int c = 0; c < 6; ++c) {
-      FVec<V> acc = {};
-      for (int k = 0; k < Wp; k += V) acc += load<V>(row + k) * load<V>(w + c * Wp + k);
-      r6[c] = hsum<V>(acc) + m.head_bias[j * 6 + c];
-    }
-    rot6d_to_matrix(r6, out + j * 9);
-  }
+  for (int j = 0; j < J; ++j)
+    product<V, R, NC, Then::Store>(h + static_cast<int64_t>(j) * Wp, static_cast<int64_t>(J) * Wp, frames,
+                                   m.head_weight + static_cast<int64_t>(j) * Wp * kIkgatHeadColumns, Wp, kIkgatHeadColumns,
+                                   m.head_bias + j * kIkgatHeadColumns, r6 + j * frames * kIkgatHeadColumns, kIkgatHeadColumns);
+  for (int64_t f = 0; f < frames; ++f)
+    for (int j = 0; j < J; ++j) rot6d_to_matrix(r6 + (j * frames + f) * kIkgatHeadColumns, out + (f * J + j) * 9);
 }
 
 template <int V, int U, bool VectorDot, int R, int NC>
@@ -286,7 +284,7 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
     product<V, R, NC, Then::AddTo>(wide, Ep, rows, b.mlp2_weight, Ep, Wp, b.mlp2_bias, x, Wp);
     layer_norm<V>(x, rows, W, Wp, h);  // the next block's first LayerNorm, or the final one
   }
-  for (int64_t f = 0; f < frames; ++f) head<V>(m, h + f * J * Wp, out + f * J * 9);
+  head<V, R, NC>(m, h, frames, wide, out);  // wide is free again: J frames kIkgatHeadColumns <= rows 3 Wp
 }
 
 // The forward for this head size: U the widest of 16, 8, 4 (<= V) that

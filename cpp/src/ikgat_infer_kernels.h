@@ -9,6 +9,9 @@ namespace fastkin::detail {
 
 // Attention items (query joint, head) per group: lanes of one SIMD softmax.
 constexpr int kIkgatGroup = 16;
+// Columns of each joint's packed head matrix (6 used): a multiple of every
+// SIMD width, so the head runs as a plain matrix product.
+constexpr int kIkgatHeadColumns = 16;
 
 struct IkgatBlockView {
   const float *qkv_weight, *qkv_bias, *out_weight, *out_bias;

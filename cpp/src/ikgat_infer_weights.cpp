@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "fastkin/ikgat_infer.h"
+#include "ikgat_infer_kernels.h"
 
 namespace fastkin {
 namespace {
@@ -128,18 +129,19 @@ IkgatWeights make_ikgat_weights(const IkgatParams& p) {
     w.blocks.push_back(std::move(out));
   }
 
-  // The head, per joint: r6[c] = sum_k (n_k gamma_k + beta_k) head[j, k, c] + bias[j, c].
-  w.head_weight.assign(static_cast<size_t>(J) * 6 * Wp, 0.0f);
-  w.head_bias.assign(static_cast<size_t>(J) * 6, 0.0f);
+  // The head, per joint: r6[c] = sum_k (n_k gamma_k + beta_k) head[j, k, c] + bias[j, c],
+  // as a (Wp x kIkgatHeadColumns) matrix whose columns past 6 are zero.
+  w.head_weight.assign(static_cast<size_t>(J) * Wp * detail::kIkgatHeadColumns, 0.0f);
+  w.head_bias.assign(static_cast<size_t>(J) * detail::kIkgatHeadColumns, 0.0f);
   for (int j = 0; j < J; ++j)
     for (int c = 0; c < 6; ++c) {
       double bias = p.head_bias[j * 6 + c];
       for (int k = 0; k < W; ++k) {
         const float h = p.head_weight[(static_cast<size_t>(j) * W + k) * 6 + c];
-        w.head_weight[(static_cast<size_t>(j) * 6 + c) * Wp + k] = p.norm_weight[k] * h;
+        w.head_weight[(static_cast<size_t>(j) * Wp + k) * detail::kIkgatHeadColumns + c] = p.norm_weight[k] * h;
         bias += static_cast<double>(p.norm_bias[k]) * h;
       }
-      w.head_bias[j * 6 + c] = static_cast<float>(bias);
+      w.head_bias[j * detail::kIkgatHeadColumns + c] = static_cast<float>(bias);
     }
   return w;
 }

@@ -105,8 +105,8 @@ struct IkgatWeights {
   AlignedFloats embed_weight;  // (J, 6, Wp)
   AlignedFloats embed_bias;    // (J, Wp)
   std::vector<IkgatBlock> blocks;
-  AlignedFloats head_weight;   // (J, 6, Wp), the final LayerNorm folded in
-  AlignedFloats head_bias;     // (J, 6)
+  AlignedFloats head_weight;   // (J, Wp, detail::kIkgatHeadColumns), the final LayerNorm folded in; columns >= 6 zero
+  AlignedFloats head_bias;     // (J, detail::kIkgatHeadColumns)
 };
 
 // Packs the parameters (copies them). Throws std::invalid_argument when the
