@@ -19,6 +19,7 @@ from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
 from .fast_inference import CompiledIKGAT
 from .ikgat import IKGAT, hop_distances
+from .pose_to_rotation import EDGE_TYPES, PoseToRotation, SkeletonGraph, pad_inputs
 from .pretrained import PRETRAINED, load_pretrained
 from .report import run_benchmark
 from .train import TrainConfig, ik_loss, train_ikgat, validate
@@ -30,6 +31,7 @@ __all__ = [
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
     "IKGAT", "hop_distances", "CompiledIKGAT",
+    "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "pad_inputs",
     "PRETRAINED", "load_pretrained", "run_benchmark",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip

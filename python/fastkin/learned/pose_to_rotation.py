@@ -1,0 +1,340 @@
+"""PoseToRotation: joint positions of any skeleton -> local rotations, given
+the skeleton's rest pose and one reference (pose, rotation) pair of it, with
+global-local graph-guided attention (GL-GMHA; docs/learned.md has the design).
+
+The network never sees a local axis convention. It reads world-space
+quantities only (rest, reference and current joint positions) and predicts,
+per joint, the world rotation ``R_j`` that carries the joint's frame from the
+reference pose to the current one. The reference rotations then fix the
+convention exactly: ``W_j = R_j W_ref_j`` and ``L_j = W_parent(j)ᵀ W_j``.
+So a skeleton whose joint frames are re-oriented gets its own rotations back
+(a property the tests check), and at the reference pose an untrained model
+answers the reference rotations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._backend import is_torch
+from ..kinematics import fk_batch
+from ..rotations import matrix_to_quat, rot6d_to_matrix
+from ..skeleton import Skeleton
+from .ikgat import hop_distances
+
+__all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "pad_inputs"]
+
+# How key joint k relates to query joint j: the attention bias of each layer
+# and head is learned per type (and per hop distance).
+EDGE_TYPES = ("self", "parent", "child", "ancestor", "descendant", "same tree", "other tree")
+# Local layers attend along a joint's kinematic chain: these types.
+_CHAIN_TYPES = (0, 1, 2, 3, 4)
+# Per-joint input features (all world-space, root-relative, over the rest
+# pose's mean bone length): rest, reference and current position and bone
+# vector (3 each), bone length at rest, root and leaf flags.
+_FEATURES = 21
+
+
+class SkeletonGraph:
+    """The tree relations PoseToRotation attends with, for one skeleton:
+    ``hops (J, J)`` edge counts (clipped), ``types (J, J)`` indices into
+    :data:`EDGE_TYPES`, ``tree_root (J,)`` and ``is_leaf (J,)``.
+
+    Example:
+        >>> from fastkin.learned import SkeletonGraph, EDGE_TYPES
+        >>> graph = SkeletonGraph([-1, 0, 1, 0], max_hops=8)
+        >>> [EDGE_TYPES[t] for t in graph.types[1]]
+        ['parent', 'self', 'child', 'same tree']
+    """
+
+    def __init__(self, parents: Any, max_hops: int) -> None:
+        parents = np.asarray(parents, dtype=np.int64)
+        j = len(parents)
+        self.hops = np.minimum(hop_distances(parents), max_hops + 1)  # max_hops + 1: farther, or another tree
+        ancestor = np.zeros((j, j), dtype=bool)  # ancestor[a, b]: b is a or above it
+        tree_root = np.arange(j)
+        for joint, parent in enumerate(parents):
+            if parent >= 0:
+                ancestor[joint] = ancestor[parent]
+                tree_root[joint] = tree_root[parent]
+            ancestor[joint, joint] = True
+        same_tree = tree_root[:, None] == tree_root[None, :]
+        types = np.where(same_tree, 5, 6)
+        types[ancestor.T & ~np.eye(j, dtype=bool)] = 4  # descendants
+        types[ancestor & ~np.eye(j, dtype=bool)] = 3
+        rows = np.arange(j)
+        has_parent = parents >= 0
+        types[rows[has_parent], parents[has_parent]] = 1
+        types[parents[has_parent], rows[has_parent]] = 2
+        types[rows, rows] = 0
+        self.types = types
+        self.tree_root = tree_root
+        self.is_leaf = np.ones(j, dtype=bool)
+        self.is_leaf[parents[has_parent]] = False
+
+
+class PoseToRotation(nn.Module):
+    """A skeleton-agnostic pose-to-rotation network (no per-joint or
+    per-skeleton parameters).
+
+    Each joint is a token of world-space features: its rest, reference and
+    current positions relative to its tree's root and its bone vectors
+    (offset from the parent), all over the rest pose's mean bone length.
+    ``layers`` pre-norm attention blocks follow, alternating **local** layers
+    (a joint attends to its kinematic chain: itself, its ancestors and
+    descendants) and **global** layers (every joint of the skeleton), each
+    with a learned bias per head for the hop distance and for the edge type
+    (:data:`EDGE_TYPES`). A shared head gives the 6D world rotation from the
+    reference pose to the current one (identity at initialisation), which the
+    reference rotations turn into local rotations.
+
+    Args:
+        width: token width.
+        layers: attention blocks (local first, then alternating).
+        heads: attention heads (must divide ``width``).
+        max_hops: hop distances beyond this share one bias.
+        expansion: hidden width of each block's MLP, as a multiple of ``width``.
+
+    Example:
+        >>> import fastkin
+        >>> from fastkin.learned import PoseToRotation
+        >>> walk = fastkin.data.default_motion()
+        >>> model = PoseToRotation(width=16, layers=2)
+        >>> rotations, root = model.predict(walk.skeleton, walk.positions()[:4],
+        ...                                 reference=walk.rotations[0])
+        >>> rotations.shape, root.shape
+        ((4, 38, 4), (4, 3))
+    """
+
+    def __init__(self, width: int = 64, layers: int = 4, heads: int = 4, max_hops: int = 8,
+                 expansion: int = 2) -> None:
+        super().__init__()
+        for name, value in (("width", width), ("layers", layers), ("heads", heads), ("max_hops", max_hops),
+                            ("expansion", expansion)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if width % heads:
+            raise ValueError(f"heads ({heads}) must divide width ({width})")
+        self.config = dict(width=width, layers=layers, heads=heads, max_hops=max_hops, expansion=expansion)
+        self.embed = nn.Linear(_FEATURES, width)
+        self.blocks = nn.ModuleList(_GraphBlock(width, heads, expansion, max_hops) for _ in range(layers))
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 6)
+        nn.init.zeros_(self.head.weight)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))  # identity
+        self._graphs: dict[bytes, SkeletonGraph] = {}
+
+    def num_parameters(self) -> int:
+        """Trainable parameter count (the same for every skeleton).
+
+        Example:
+            >>> from fastkin.learned import PoseToRotation
+            >>> PoseToRotation(width=16, layers=2).num_parameters() > 0
+            True
+        """
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # -- the network ------------------------------------------------------------------------------
+
+    def forward(self, features: torch.Tensor, hops: torch.Tensor, types: torch.Tensor,
+                valid: torch.Tensor) -> torch.Tensor:
+        """``(B, J, 21)`` features, ``(B, J, J)`` hops and edge types and
+        ``(B, J)`` valid-joint mask (padding False) -> ``(B, J, 3, 3)`` world
+        rotations from the reference pose to the current one. Use
+        :meth:`predict` unless you build batches yourself."""
+        x = self.embed(features)
+        pair_allowed = valid[:, None, :] & valid[:, :, None]
+        chain = torch.zeros_like(types, dtype=torch.bool)
+        for t in _CHAIN_TYPES:
+            chain |= types == t
+        eye = torch.eye(types.shape[-1], dtype=torch.bool, device=types.device)
+        for index, block in enumerate(self.blocks):
+            allowed = pair_allowed & (chain if index % 2 == 0 else True)
+            allowed = allowed | eye  # padding rows attend to themselves: no all-masked softmax
+            x = block(x, hops, types, allowed)
+        return rot6d_to_matrix(self.head(self.norm(x)))
+
+    # -- numpy / torch front end ------------------------------------------------------------------
+
+    def predict(self, skeleton: Skeleton, positions: Any, reference: Any | None = None,
+                reference_root: Any | None = None) -> tuple[Any, Any]:
+        """Local rotations and root translation of ``skeleton`` for joint
+        positions.
+
+        Args:
+            skeleton: any :class:`fastkin.Skeleton` (a forest too).
+            positions: ``(..., J, 3)`` world joint positions (numpy or torch).
+            reference: ``(J, 4)`` xyzw local rotations of one known pose of
+                this skeleton (the pose's positions follow by FK); ``None``
+                uses the rest pose (``skeleton.rest_rotations``): the
+                ablation without a reference pair.
+            reference_root: ``(3,)`` root translation of the reference pose
+                (default zero; only positions relative to the root matter).
+
+        Returns:
+            ``(rotations (..., J, 4) xyzw, root_translation (..., 3))``:
+            numpy float64 for numpy input, torch (the input's dtype) for
+            torch input, differentiable when gradients are enabled.
+        """
+        if not isinstance(skeleton, Skeleton):
+            raise TypeError(f"skeleton must be a fastkin.Skeleton, got {type(skeleton).__name__}")
+        torch_in = is_torch(positions)
+        p = positions if torch_in else torch.from_numpy(np.asarray(positions))
+        if not p.dtype.is_floating_point:
+            raise TypeError(f"positions must be floating point, got {p.dtype}")
+        j = skeleton.num_joints
+        if p.ndim < 2 or tuple(p.shape[-2:]) != (j, 3):
+            raise ValueError(f"positions must have shape (..., {j}, 3) for this {j}-joint skeleton, "
+                             f"got {tuple(p.shape)}")
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError("positions must be finite (they hold NaN or infinity)")
+        batch = tuple(p.shape[:-2])
+        device = self.head.weight.device
+        flat = p.reshape(-1, j, 3).to(device, torch.float32)
+        reference_world, reference_positions = self._reference(skeleton, reference, reference_root, device)
+        features, hops, types, valid = self.inputs(skeleton, flat, reference_positions)
+        delta = self(features, hops, types, valid)
+        world = delta @ reference_world  # W_j = R_j W_ref_j
+        local = _world_to_local(torch.tensor(skeleton.parents, device=device), world)
+        rotations = matrix_to_quat(local.to(torch.float64))
+        first_root = int(skeleton.roots[0])  # the root translation is added to every root's offset
+        root = p.reshape(-1, j, 3)[:, first_root].to(device, torch.float64) - torch.tensor(
+            skeleton.offsets[first_root], device=device)
+        rotations, root = rotations.reshape(*batch, j, 4), root.reshape(*batch, 3)
+        if torch_in:
+            return rotations.to(positions.dtype), root.to(positions.dtype)
+        return rotations.detach().cpu().numpy(), root.detach().cpu().numpy()
+
+    def inputs(self, skeleton: Skeleton, positions: torch.Tensor,
+               reference_positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The network inputs for ``(B, J, 3)`` positions of one skeleton:
+        ``features (B, J, 21)``, ``hops``, ``types`` ``(B, J, J)`` and
+        ``valid (B, J)`` (all True: one skeleton needs no padding)."""
+        graph = self._graph(skeleton)
+        device = positions.device
+        rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), device)[1]
+        parents = torch.as_tensor(np.where(skeleton.parents >= 0, skeleton.parents, np.arange(skeleton.num_joints)),
+                                  device=device)
+        tree_root = torch.as_tensor(graph.tree_root, device=device)
+        rest_bones = rest_positions - rest_positions[parents]
+        lengths = rest_bones.norm(dim=-1)
+        has_bone = lengths > 0
+        scale = lengths[has_bone].mean() if bool(has_bone.any()) else torch.ones((), device=device)
+        scale = torch.clamp(scale, min=1e-12)
+        b = positions.shape[0]
+
+        def relative(p: torch.Tensor) -> list[torch.Tensor]:
+            return [(p - p[..., tree_root, :]) / scale, (p - p[..., parents, :]) / scale]
+
+        flags = torch.stack([torch.as_tensor(skeleton.parents < 0, device=device),
+                             torch.as_tensor(graph.is_leaf, device=device)], -1).to(torch.float32)
+        fixed = torch.cat([*relative(rest_positions), *relative(reference_positions), (lengths / scale)[:, None],
+                           flags], -1)
+        features = torch.cat([fixed.expand(b, -1, -1), *relative(positions)], -1)
+        hops = torch.as_tensor(graph.hops, device=device).expand(b, -1, -1)
+        types = torch.as_tensor(graph.types, device=device).expand(b, -1, -1)
+        valid = torch.ones(b, skeleton.num_joints, dtype=torch.bool, device=device)
+        return features, hops, types, valid
+
+    def _graph(self, skeleton: Skeleton) -> SkeletonGraph:
+        key = skeleton.parents.tobytes()
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = SkeletonGraph(skeleton.parents, self.config["max_hops"])
+        return graph
+
+    def _reference(self, skeleton: Skeleton, reference: Any | None, reference_root: Any | None,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """World rotations ``(J, 3, 3)`` and positions ``(J, 3)`` of the
+        reference pose."""
+        j = skeleton.num_joints
+        given: Any = skeleton.rest_rotations if reference is None else reference
+        reference = np.asarray(given.detach().cpu().numpy() if is_torch(given) else given, dtype=np.float64)
+        if reference.shape != (j, 4):
+            raise ValueError(f"reference must have shape ({j}, 4) (local xyzw rotations), got {reference.shape}")
+        if not np.isfinite(reference).all() or (np.linalg.norm(reference, axis=-1) < 1e-12).any():
+            raise ValueError("reference must hold finite, nonzero quaternions")
+        root = np.zeros(3) if reference_root is None else np.asarray(reference_root, dtype=np.float64)
+        if root.shape != (3,) or not np.isfinite(root).all():
+            raise ValueError(f"reference_root must be 3 finite numbers, got shape {root.shape}")
+        return _posed(skeleton, reference, root, device)
+
+
+class _GraphBlock(nn.Module):
+    """Pre-norm multi-head attention with tree biases, then an MLP."""
+
+    def __init__(self, width: int, heads: int, expansion: int, max_hops: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.hop_bias = nn.Embedding(max_hops + 2, heads)
+        self.type_bias = nn.Embedding(len(EDGE_TYPES), heads)
+        nn.init.zeros_(self.hop_bias.weight)
+        nn.init.zeros_(self.type_bias.weight)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, expansion * width), nn.SiLU(), nn.Linear(expansion * width, width))
+
+    def forward(self, x: torch.Tensor, hops: torch.Tensor, types: torch.Tensor,
+                allowed: torch.Tensor) -> torch.Tensor:
+        b, j, w = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, j, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        bias = (self.hop_bias(hops) + self.type_bias(types)).permute(0, 3, 1, 2)  # (B, H, J, J)
+        bias = bias.masked_fill(~allowed[:, None], float("-inf"))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        x = x + self.out(attended.transpose(1, 2).reshape(b, j, w))
+        return x + self.mlp(self.norm2(x))
+
+
+def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """One batch from several skeletons' :meth:`PoseToRotation.inputs`:
+    joints padded to the largest count, padding marked invalid (it neither
+    attends nor is attended to; its outputs are meaningless).
+
+    Example:
+        >>> import numpy as np, fastkin, torch
+        >>> from fastkin.learned import PoseToRotation, pad_inputs
+        >>> model = PoseToRotation(width=16, layers=2)
+        >>> arm = fastkin.Skeleton([-1, 0, 1], np.eye(3))
+        >>> leg = fastkin.Skeleton([-1, 0], np.eye(3)[:2])
+        >>> rest = lambda s: torch.as_tensor(fastkin.fk_batch(s, s.rest_rotations)[1], dtype=torch.float32)
+        >>> batch = pad_inputs([model.inputs(s, rest(s)[None], rest(s)) for s in (arm, leg)])
+        >>> [tuple(t.shape) for t in batch]
+        [(2, 3, 21), (2, 3, 3), (2, 3, 3), (2, 3)]
+    """
+    if not inputs:
+        raise ValueError("inputs must hold at least one skeleton's inputs")
+    size = max(item[0].shape[1] for item in inputs)
+
+    def padded(t: torch.Tensor, joint_dims: int, trailing: int, value: float) -> torch.Tensor:
+        # F.pad lists (before, after) pairs from the last dimension back.
+        return F.pad(t, [0, 0] * trailing + [0, size - t.shape[1]] * joint_dims, value=value)
+
+    features = torch.cat([padded(f, 1, 1, 0.0) for f, _, _, _ in inputs])
+    hops = torch.cat([padded(h, 2, 0, 0) for _, h, _, _ in inputs])
+    types = torch.cat([padded(t, 2, 0, len(EDGE_TYPES) - 1) for _, _, t, _ in inputs])
+    valid = torch.cat([padded(v.to(torch.uint8), 1, 0, 0) for _, _, _, v in inputs]).bool()
+    return features, hops, types, valid
+
+
+def _posed(skeleton: Skeleton, rotations: np.ndarray, root: np.ndarray,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 world rotations ``(J, 3, 3)`` and positions ``(J, 3)`` of one pose."""
+    world, positions = fk_batch(skeleton, np.asarray(rotations, dtype=np.float64), root)
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    return as_tensor(world), as_tensor(positions)
+
+
+def _world_to_local(parents: torch.Tensor, world: torch.Tensor) -> torch.Tensor:
+    """``L_j = W_parent(j)ᵀ W_j`` (roots: ``W_j``) for ``(B, J, 3, 3)``."""
+    has_parent = parents >= 0
+    parent_world = world[:, torch.where(has_parent, parents, 0)]
+    local = parent_world.transpose(-1, -2) @ world
+    return torch.where(has_parent[None, :, None, None], local, world)

@@ -1,0 +1,232 @@
+"""PoseToRotation (GL-GMHA, any skeleton): tree relations against a slow
+path-walking reference, exact properties of the reference-pair formulation
+(the reference pose answers the reference rotations; re-oriented joint frames
+give the correspondingly re-oriented rotations), padding, robustness to odd
+skeletons and bad input, gradient flow, and a tiny overfit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+import fastkin
+from fastkin.learned import EDGE_TYPES, PoseToRotation, SkeletonGraph, pad_inputs, rotation_errors
+
+RNG = np.random.default_rng(7)
+
+
+def random_skeleton(parents, rng, zero_bones=()):
+    offsets = rng.normal(size=(len(parents), 3))
+    offsets[list(zero_bones)] = 0.0
+    rest = Rotation.random(len(parents), random_state=rng).as_quat()
+    return fastkin.Skeleton(parents, offsets, rest)
+
+
+def random_pose(skeleton, rng, frames):
+    rotations = Rotation.random(frames * skeleton.num_joints, random_state=rng).as_quat()
+    return rotations.reshape(frames, skeleton.num_joints, 4), rng.normal(size=(frames, 3))
+
+
+def randomised(model, rng):
+    """The model with every parameter random (untrained models answer the
+    reference: the head starts at identity)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.as_tensor(rng.normal(scale=0.3, size=tuple(p.shape)), dtype=p.dtype))
+    return model
+
+
+def path_to_root(parents, j):
+    path = [j]
+    while parents[path[-1]] >= 0:
+        path.append(parents[path[-1]])
+    return path
+
+
+def test_graph_matches_path_walking():
+    parents = [-1, 0, 1, 2, 1, 0, 5, -1, 7]  # a forest: two trees
+    graph = SkeletonGraph(parents, max_hops=3)
+    for a in range(len(parents)):
+        up_a = path_to_root(parents, a)
+        for b in range(len(parents)):
+            up_b = path_to_root(parents, b)
+            if up_a[-1] != up_b[-1]:
+                kind, hops = "other tree", 4
+            else:
+                common = next(x for x in up_a if x in up_b)
+                hops = min(up_a.index(common) + up_b.index(common), 4)
+                if a == b:
+                    kind = "self"
+                elif parents[a] == b:
+                    kind = "parent"
+                elif parents[b] == a:
+                    kind = "child"
+                elif b in up_a:
+                    kind = "ancestor"
+                elif a in up_b:
+                    kind = "descendant"
+                else:
+                    kind = "same tree"
+            assert EDGE_TYPES[graph.types[a, b]] == kind, (a, b)
+            assert graph.hops[a, b] == hops, (a, b)
+    np.testing.assert_array_equal(graph.tree_root, [0, 0, 0, 0, 0, 0, 0, 7, 7])
+    np.testing.assert_array_equal(graph.is_leaf, [0, 0, 0, 1, 1, 0, 1, 0, 1])
+
+
+def test_reference_pose_gives_reference_rotations():
+    walk = fastkin.data.default_motion()
+    model = PoseToRotation(width=16, layers=2)  # untrained: identity change from the reference
+    frame = 100
+    rotations, root = model.predict(
+        walk.skeleton,
+        walk.positions()[frame],
+        reference=walk.rotations[frame],
+        reference_root=walk.root_translation[frame],
+    )
+    assert rotation_errors(rotations, walk.rotations[frame]).max() < 1e-3
+    np.testing.assert_allclose(root, walk.root_translation[frame], atol=1e-9)
+
+
+def test_reoriented_joint_frames_give_reoriented_rotations():
+    """Turning every joint's frame by Q_j (offsets Q_pᵀ o_j, rotations
+    Q_pᵀ L_j Q_j) leaves every position unchanged; the prediction must follow
+    the same map, whatever the weights."""
+    rng = np.random.default_rng(3)
+    parents = [-1, 0, 1, 2, 1, 4, 0, 6, 7]
+    skeleton = random_skeleton(parents, rng)
+    rotations, root = random_pose(skeleton, rng, 5)
+    reference, _ = random_pose(skeleton, rng, 1)
+    q = Rotation.random(len(parents), random_state=rng)
+    q_parent = Rotation.concatenate([q[p] if p >= 0 else Rotation.identity() for p in parents])
+
+    def reoriented(local):
+        return (q_parent.inv() * Rotation.from_quat(np.array(local).reshape(-1, 4)) * q).as_quat()
+
+    offsets = q_parent.inv().apply(np.array(skeleton.offsets))
+    turned = fastkin.Skeleton(parents, offsets, reoriented(skeleton.rest_rotations))
+    turned_rotations = np.stack([reoriented(r) for r in rotations])
+    positions = fastkin.fk_batch(skeleton, rotations, root)[1]
+    np.testing.assert_allclose(fastkin.fk_batch(turned, turned_rotations, root)[1], positions, atol=1e-9)
+
+    model = randomised(PoseToRotation(width=16, layers=2), rng)
+    predicted, _ = model.predict(skeleton, positions, reference=reference[0])
+    predicted_turned, _ = model.predict(turned, positions, reference=reoriented(reference[0]))
+    expected = np.stack([reoriented(r) for r in predicted])
+    assert rotation_errors(predicted_turned, expected).max() < 1e-2  # float32 network
+
+
+def test_padding_changes_nothing():
+    rng = np.random.default_rng(5)
+    model = randomised(PoseToRotation(width=16, layers=3), rng)
+    skeletons = [random_skeleton(p, rng) for p in ([-1, 0, 1, 1], [-1, 0], [-1, 0, 1, 2, 3, 0, 5])]
+    items = []
+    for s in skeletons:
+        pose = torch.as_tensor(fastkin.fk_batch(s, *random_pose(s, rng, 2))[1], dtype=torch.float32)
+        reference = torch.as_tensor(fastkin.fk_batch(s, random_pose(s, rng, 1)[0][0])[1], dtype=torch.float32)
+        items.append(model.inputs(s, pose, reference))
+    together = model(*pad_inputs(items))
+    for index, item in enumerate(items):
+        j = item[0].shape[1]
+        alone = model(*item)
+        torch.testing.assert_close(together[2 * index : 2 * index + 2, :j], alone, atol=1e-5, rtol=0)
+    assert not torch.isnan(together).any()
+
+
+@pytest.mark.parametrize(
+    "parents,zero_bones",
+    [
+        ([-1], ()),
+        ([-1, 0], ()),
+        ([-1] + list(range(149)), ()),  # a 150-joint chain
+        ([-1, 0, -1, 2, 3], ()),  # a forest
+        ([-1, 0, 1, 1, 0], (2, 4)),  # zero-length bones
+        ([-1, 0, 0, 0], (1, 2, 3)),  # every bone zero-length
+    ],
+    ids=["1", "2", "150", "forest", "zero-bones", "all-zero"],
+)
+def test_odd_skeletons_give_finite_rotations(parents, zero_bones):
+    rng = np.random.default_rng(len(parents))
+    skeleton = random_skeleton(parents, rng, zero_bones)
+    model = randomised(PoseToRotation(width=16, layers=2), rng)
+    rotations, root = random_pose(skeleton, rng, 3)
+    positions = fastkin.fk_batch(skeleton, rotations, root)[1]
+    predicted, predicted_root = model.predict(skeleton, positions, reference=random_pose(skeleton, rng, 1)[0][0])
+    assert predicted.shape == (3, len(parents), 4) and predicted_root.shape == (3, 3)
+    assert np.isfinite(predicted).all() and np.isfinite(predicted_root).all()
+    np.testing.assert_allclose(np.linalg.norm(predicted, axis=-1), 1.0, atol=1e-9)
+
+
+def test_bad_input_is_refused_clearly():
+    walk = fastkin.data.default_motion()
+    model = PoseToRotation(width=16, layers=1)
+    positions = walk.positions()[:2].copy()
+    with pytest.raises(TypeError, match="skeleton"):
+        model.predict(None, positions)
+    with pytest.raises(ValueError, match=r"positions must have shape \(\.\.\., 38, 3\)"):
+        model.predict(walk.skeleton, positions[:, :10])
+    positions[1, 4, 2] = np.nan
+    with pytest.raises(ValueError, match="positions must be finite"):
+        model.predict(walk.skeleton, positions)
+    with pytest.raises(ValueError, match=r"reference must have shape \(38, 4\)"):
+        model.predict(walk.skeleton, walk.positions()[:1], reference=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="reference must hold finite, nonzero"):
+        model.predict(walk.skeleton, walk.positions()[:1], reference=np.zeros((38, 4)))
+    with pytest.raises(TypeError, match="positions must be floating point"):
+        model.predict(walk.skeleton, np.zeros((38, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="heads"):
+        PoseToRotation(width=10, heads=4)
+    with pytest.raises(ValueError, match="layers must be a positive integer"):
+        PoseToRotation(layers=0)
+
+
+def test_batch_shapes_and_torch_in_torch_out():
+    walk = fastkin.data.default_motion()
+    model = PoseToRotation(width=16, layers=2)
+    positions = walk.positions()[:6]
+    single, root = model.predict(walk.skeleton, positions[0])
+    assert single.shape == (38, 4) and root.shape == (3,)
+    grid, root = model.predict(walk.skeleton, positions.reshape(2, 3, 38, 3))
+    assert grid.shape == (2, 3, 38, 4) and root.shape == (2, 3, 3)
+    flat, _ = model.predict(walk.skeleton, positions)
+    np.testing.assert_allclose(grid.reshape(6, 38, 4), flat, atol=1e-12)
+    as_torch, torch_root = model.predict(walk.skeleton, torch.as_tensor(positions, dtype=torch.float32))
+    assert as_torch.dtype == torch.float32 and torch_root.dtype == torch.float32
+
+
+def test_gradients_reach_every_parameter():
+    walk = fastkin.data.default_motion()
+    model = randomised(PoseToRotation(width=16, layers=2), np.random.default_rng(0))
+    positions = torch.as_tensor(walk.positions()[:3]).requires_grad_(True)
+    rotations, _ = model.predict(walk.skeleton, positions, reference=walk.rotations[0])
+    rotations.square().mul(torch.linspace(0, 1, 4, dtype=rotations.dtype)).sum().backward()
+    assert positions.grad is not None and torch.isfinite(positions.grad).all()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_tiny_overfit():
+    """32 frames of real motion, one reference: the geodesic loss falls to
+    near zero (no accuracy figure is asserted, only that it can fit)."""
+    torch.manual_seed(0)
+    walk = fastkin.data.default_motion()
+    frames = np.arange(0, 320, 10)
+    positions = torch.as_tensor(walk.positions()[frames], dtype=torch.float32)
+    truth = torch.as_tensor(fastkin.rotations.quat_to_matrix(walk.rotations[frames]), dtype=torch.float32)
+    model = PoseToRotation(width=32, layers=2)
+    inputs = model.inputs(walk.skeleton, positions, torch.as_tensor(walk.positions()[0], dtype=torch.float32))
+    reference_world = torch.as_tensor(fastkin.fk_batch(walk.skeleton, walk.rotations[0])[0], dtype=torch.float32)
+    truth_world = torch.as_tensor(fastkin.fk_batch(walk.skeleton, walk.rotations[frames])[0], dtype=torch.float32)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        world = model(*inputs) @ reference_world
+        loss = (world - truth_world).square().sum((-1, -2)).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.02 * losses[0], (losses[0], losses[-1])
+    assert truth.shape == (32, 38, 3, 3)
