@@ -12,7 +12,17 @@ import torch
 from scipy.spatial.transform import Rotation
 
 import fastkin
-from fastkin.learned import EDGE_TYPES, PoseToRotation, SkeletonGraph, pad_inputs, rotation_errors
+from fastkin.learned import (
+    EDGE_TYPES,
+    PoseToRotation,
+    SkeletonGraph,
+    load_clips,
+    p2r_batch,
+    pad_inputs,
+    procedural_clip,
+    rotation_errors,
+    swing_estimate,
+)
 
 RNG = np.random.default_rng(7)
 
@@ -230,3 +240,58 @@ def test_tiny_overfit():
         losses.append(loss.item())
     assert losses[-1] < 0.02 * losses[0], (losses[0], losses[-1])
     assert truth.shape == (32, 38, 3, 3)
+
+
+@pytest.mark.parametrize("use_reference", [True, False])
+def test_augmented_batches_stay_rigid(use_reference):
+    """Whatever the augmentation (bone scaling, sub-skeletons, mirroring,
+    orientation), each bone seen in its parent's true frame is the same
+    vector in every pose of an item and in its reference pose: frames and
+    positions were transformed together."""
+    rng = np.random.default_rng(9)
+    clips = [procedural_clip(rng, frames=40) for _ in range(4)]
+    clips += load_clips([fastkin.data.path("cmu_12_01_walk.bvh")])
+    batch = p2r_batch(
+        clips, rng, skeletons=8, frames=4, scale_jitter=0.2, subset=0.6, mirror=0.5, use_reference=use_reference
+    )
+    features, _, types, valid = batch.inputs
+    assert torch.allclose(torch.linalg.det(batch.frames), torch.ones(()), atol=1e-4)
+    checked = 0
+    for item in range(8):
+        rows = slice(4 * item, 4 * item + 4)
+        parent = (types[4 * item] == 1).float().argmax(-1)
+        has_parent = (types[4 * item] == 1).any(-1) & valid[4 * item]
+        bones = features[rows, :, 18:21]  # current bone vectors (scaled like the reference's)
+        local = (batch.frames[rows][:, parent].transpose(-1, -2) @ bones[..., None])[..., 0]
+        reference_bones = features[4 * item, :, 9:12]
+        reference_local = (batch.reference_frames[4 * item][parent].transpose(-1, -2) @ reference_bones[..., None])[
+            ..., 0
+        ]
+        torch.testing.assert_close(local[:, has_parent], local[:1, has_parent].expand(4, -1, -1), atol=1e-4, rtol=0)
+        torch.testing.assert_close(reference_local[has_parent], local[0, has_parent], atol=1e-4, rtol=0)
+        checked += int(has_parent.sum())
+    assert checked > 20
+
+
+def test_swing_estimate_recovers_directions_and_rigid_turns():
+    """Bones point exactly where the positions say (single children), and a
+    pose that is the reference turned rigidly gives that turn everywhere."""
+    rng = np.random.default_rng(4)
+    skeleton = random_skeleton([-1, 0, 1, 2, 1, 4, 0, 6], rng)
+    reference, root = random_pose(skeleton, rng, 1)
+    posed, _ = random_pose(skeleton, rng, 1)
+    ref_positions = torch.as_tensor(fastkin.fk_batch(skeleton, reference[0])[1])
+    positions = torch.as_tensor(fastkin.fk_batch(skeleton, posed)[1])
+    estimate = swing_estimate(skeleton.parents, ref_positions, positions)
+    parents = np.asarray(skeleton.parents)
+    for joint in (2, 4, 6):  # one child each
+        child = int(np.flatnonzero(parents == joint)[0])
+        turned = estimate[0, joint] @ (ref_positions[child] - ref_positions[joint])
+        want = positions[0, child] - positions[0, joint]
+        torch.testing.assert_close(turned, want, atol=1e-9, rtol=1e-9)
+    for leaf in (3, 5, 7):  # no child: moves with its parent
+        torch.testing.assert_close(estimate[0, leaf], estimate[0, parents[leaf]], atol=0, rtol=0)
+    turn = torch.as_tensor(Rotation.random(random_state=rng).as_matrix())
+    rigid = swing_estimate(skeleton.parents, ref_positions, (ref_positions @ turn.T)[None] + 3.0)
+    for joint in (0, 1):  # two children: the least-squares fit is the turn itself
+        torch.testing.assert_close(rigid[0, joint], turn, atol=1e-9, rtol=1e-9)

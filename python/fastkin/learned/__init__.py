@@ -19,7 +19,9 @@ from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
 from .fast_inference import CompiledIKGAT
 from .ikgat import IKGAT, hop_distances
-from .pose_to_rotation import EDGE_TYPES, PoseToRotation, SkeletonGraph, pad_inputs
+from .pose_to_rotation import EDGE_TYPES, PoseToRotation, SkeletonGraph, joint_inputs, pad_inputs, swing_estimate
+from .p2r_data import Clip, P2RBatch, load_clips, p2r_batch, procedural_clip
+from .p2r_train import P2RConfig, evaluate_p2r, train_p2r
 from .pretrained import PRETRAINED, load_pretrained
 from .report import run_benchmark
 from .train import TrainConfig, ik_loss, train_ikgat, validate
@@ -31,7 +33,8 @@ __all__ = [
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
     "IKGAT", "hop_distances", "CompiledIKGAT",
-    "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "pad_inputs",
+    "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
+    "Clip", "P2RBatch", "load_clips", "p2r_batch", "procedural_clip", "P2RConfig", "evaluate_p2r", "train_p2r",
     "PRETRAINED", "load_pretrained", "run_benchmark",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip

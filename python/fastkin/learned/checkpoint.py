@@ -35,8 +35,9 @@ def save_model(model: Any, path: PathLike, record: dict | None = None) -> None:
     import torch
 
     path = Path(path)
-    description = {"kind": type(model).__name__, "config": model.config, "skeleton": skeleton_to_json(model.skeleton),
-                   "record": record or {}}
+    skeleton = getattr(model, "skeleton", None)  # None for skeleton-agnostic models
+    description = {"kind": type(model).__name__, "config": model.config,
+                   "skeleton": None if skeleton is None else skeleton_to_json(skeleton), "record": record or {}}
     write_atomically(path.with_suffix(".pt"), lambda f: torch.save(model.state_dict(), f))
     write_atomically(path.with_suffix(".json"), lambda f: f.write(json.dumps(description, indent=1).encode()))
 
@@ -52,6 +53,7 @@ def load_model(path: PathLike) -> Any:
         FileNotFoundError: no model description no/such/model.json
     """
     from .ikgat import IKGAT
+    from .pose_to_rotation import PoseToRotation
 
     path = Path(path)
     if path.suffix in (".pt", ".json"):
@@ -59,15 +61,18 @@ def load_model(path: PathLike) -> Any:
     try:
         description = json.loads(path.with_suffix(".json").read_text())
         kind, config = description["kind"], description["config"]
-        skeleton = skeleton_from_json(description["skeleton"])
+        skeleton = None if description["skeleton"] is None else skeleton_from_json(description["skeleton"])
     except FileNotFoundError:
         raise FileNotFoundError(f"no model description {path.with_suffix('.json')}") from None
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path.with_suffix('.json')}: not a fastkin model description ({error})") from None
-    kinds = {"IKGAT": IKGAT}
+    kinds: dict = {"IKGAT": IKGAT, "PoseToRotation": PoseToRotation}
     if kind not in kinds:
         raise ValueError(f"{path.with_suffix('.json')}: unknown model kind {kind!r}; known: {sorted(kinds)}")
-    model = kinds[kind](skeleton, **config)
+    if (skeleton is None) != (kind == "PoseToRotation"):
+        raise ValueError(f"{path.with_suffix('.json')}: a {kind} model {'needs' if skeleton is None else 'has no'} "
+                         "skeleton")
+    model = kinds[kind](**config) if skeleton is None else kinds[kind](skeleton, **config)
     model.load_state_dict(load_weights(path.with_suffix(".pt")))
     model.record = description.get("record", {})
     return model.eval()

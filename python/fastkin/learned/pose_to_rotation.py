@@ -23,11 +23,11 @@ from torch.nn import functional as F
 
 from .._backend import is_torch
 from ..kinematics import fk_batch
-from ..rotations import matrix_to_quat, rot6d_to_matrix
+from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_to_matrix, rot6d_to_matrix
 from ..skeleton import Skeleton
 from .ikgat import hop_distances
 
-__all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "pad_inputs"]
+__all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate"]
 
 # How key joint k relates to query joint j: the attention bias of each layer
 # and head is learned per type (and per hop distance).
@@ -36,8 +36,9 @@ EDGE_TYPES = ("self", "parent", "child", "ancestor", "descendant", "same tree", 
 _CHAIN_TYPES = (0, 1, 2, 3, 4)
 # Per-joint input features (all world-space, root-relative, over the rest
 # pose's mean bone length): rest, reference and current position and bone
-# vector (3 each), bone length at rest, root and leaf flags.
-_FEATURES = 21
+# vector (3 each), bone length at rest, root and leaf flags, then the 6D of
+# the geometric estimate (swing_estimate) the network corrects.
+_FEATURES = 27
 
 
 class SkeletonGraph:
@@ -89,9 +90,11 @@ class PoseToRotation(nn.Module):
     (a joint attends to its kinematic chain: itself, its ancestors and
     descendants) and **global** layers (every joint of the skeleton), each
     with a learned bias per head for the hop distance and for the edge type
-    (:data:`EDGE_TYPES`). A shared head gives the 6D world rotation from the
-    reference pose to the current one (identity at initialisation), which the
-    reference rotations turn into local rotations.
+    (:data:`EDGE_TYPES`). The answer is the world rotation from the reference
+    pose to the current one: a geometric estimate from the bones
+    (:func:`swing_estimate`, which fixes each bone's direction but not its
+    twist) times a correction from a shared 6D head (identity at
+    initialisation); the reference rotations turn it into local rotations.
 
     Args:
         width: token width.
@@ -144,7 +147,7 @@ class PoseToRotation(nn.Module):
 
     def forward(self, features: torch.Tensor, hops: torch.Tensor, types: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
-        """``(B, J, 21)`` features, ``(B, J, J)`` hops and edge types and
+        """``(B, J, 27)`` features, ``(B, J, J)`` hops and edge types and
         ``(B, J)`` valid-joint mask (padding False) -> ``(B, J, 3, 3)`` world
         rotations from the reference pose to the current one. Use
         :meth:`predict` unless you build batches yourself."""
@@ -158,7 +161,8 @@ class PoseToRotation(nn.Module):
             allowed = pair_allowed & (chain if index % 2 == 0 else True)
             allowed = allowed | eye  # padding rows attend to themselves: no all-masked softmax
             x = block(x, hops, types, allowed)
-        return rot6d_to_matrix(self.head(self.norm(x)))
+        estimate = rot6d_to_matrix(features[..., 21:27])
+        return rot6d_to_matrix(self.head(self.norm(x))) @ estimate
 
     # -- numpy / torch front end ------------------------------------------------------------------
 
@@ -213,34 +217,12 @@ class PoseToRotation(nn.Module):
 
     def inputs(self, skeleton: Skeleton, positions: torch.Tensor,
                reference_positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The network inputs for ``(B, J, 3)`` positions of one skeleton:
-        ``features (B, J, 21)``, ``hops``, ``types`` ``(B, J, J)`` and
-        ``valid (B, J)`` (all True: one skeleton needs no padding)."""
-        graph = self._graph(skeleton)
-        device = positions.device
-        rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), device)[1]
-        parents = torch.as_tensor(np.where(skeleton.parents >= 0, skeleton.parents, np.arange(skeleton.num_joints)),
-                                  device=device)
-        tree_root = torch.as_tensor(graph.tree_root, device=device)
-        rest_bones = rest_positions - rest_positions[parents]
-        lengths = rest_bones.norm(dim=-1)
-        has_bone = lengths > 0
-        scale = lengths[has_bone].mean() if bool(has_bone.any()) else torch.ones((), device=device)
-        scale = torch.clamp(scale, min=1e-12)
-        b = positions.shape[0]
-
-        def relative(p: torch.Tensor) -> list[torch.Tensor]:
-            return [(p - p[..., tree_root, :]) / scale, (p - p[..., parents, :]) / scale]
-
-        flags = torch.stack([torch.as_tensor(skeleton.parents < 0, device=device),
-                             torch.as_tensor(graph.is_leaf, device=device)], -1).to(torch.float32)
-        fixed = torch.cat([*relative(rest_positions), *relative(reference_positions), (lengths / scale)[:, None],
-                           flags], -1)
-        features = torch.cat([fixed.expand(b, -1, -1), *relative(positions)], -1)
-        hops = torch.as_tensor(graph.hops, device=device).expand(b, -1, -1)
-        types = torch.as_tensor(graph.types, device=device).expand(b, -1, -1)
-        valid = torch.ones(b, skeleton.num_joints, dtype=torch.bool, device=device)
-        return features, hops, types, valid
+        """The network inputs for ``(B, J, 3)`` positions of one skeleton
+        (its rest pose from ``skeleton``): ``features (B, J, 27)``, ``hops``,
+        ``types`` ``(B, J, J)`` and ``valid (B, J)`` (all True: one skeleton
+        needs no padding)."""
+        rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), positions.device)[1]
+        return joint_inputs(self._graph(skeleton), skeleton.parents, rest_positions, reference_positions, positions)
 
     def _graph(self, skeleton: Skeleton) -> SkeletonGraph:
         key = skeleton.parents.tobytes()
@@ -293,6 +275,104 @@ class _GraphBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+def joint_inputs(graph: SkeletonGraph, parents: np.ndarray, rest_positions: torch.Tensor,
+                 reference_positions: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """:meth:`PoseToRotation.inputs` from world positions alone: the rest
+    and reference poses ``(J, 3)`` and the posed frames ``(B, J, 3)``."""
+    device = positions.device
+    j = len(parents)
+    parent = torch.as_tensor(np.where(parents >= 0, parents, np.arange(j)), device=device)
+    tree_root = torch.as_tensor(graph.tree_root, device=device)
+    rest_bones = rest_positions - rest_positions[parent]
+    lengths = rest_bones.norm(dim=-1)
+    has_bone = lengths > 0
+    scale = lengths[has_bone].mean() if bool(has_bone.any()) else torch.ones((), device=device)
+    scale = torch.clamp(scale, min=1e-12)
+
+    def relative(p: torch.Tensor) -> list[torch.Tensor]:
+        return [(p - p[..., tree_root, :]) / scale, (p - p[..., parent, :]) / scale]
+
+    flags = torch.stack([torch.as_tensor(parents < 0, device=device),
+                         torch.as_tensor(graph.is_leaf, device=device)], -1).to(torch.float32)
+    fixed = torch.cat([*relative(rest_positions), *relative(reference_positions), (lengths / scale)[:, None], flags],
+                      -1)
+    b = positions.shape[0]
+    estimate = matrix_to_rot6d(swing_estimate(parents, reference_positions, positions))
+    features = torch.cat([fixed.expand(b, -1, -1), *relative(positions), estimate], -1)
+    hops = torch.as_tensor(graph.hops, device=device).expand(b, -1, -1)
+    types = torch.as_tensor(graph.types, device=device).expand(b, -1, -1)
+    valid = torch.ones(b, j, dtype=torch.bool, device=device)
+    return features, hops, types, valid
+
+
+def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``(B, J, 3, 3)`` world rotations that carry each joint's bones from the
+    reference pose ``(J, 3)`` to ``positions (B, J, 3)``, from positions
+    alone: the smallest rotation for one child, the least-squares rotation
+    (Kabsch) for several, the parent's for a joint without (non-zero) bones,
+    the identity for a lone root. What analytic IK would do with the same
+    reference, as the starting point the network corrects (mostly twist).
+
+    Example:
+        >>> import torch
+        >>> from fastkin.learned import swing_estimate
+        >>> arm = torch.tensor([[0.0, 0, 0], [1, 0, 0], [2, 0, 0]])
+        >>> bent = torch.tensor([[[0.0, 0, 0], [0, 1, 0], [0, 2, 0]]])
+        >>> swing_estimate([-1, 0, 1], arm, bent)[0, 0].round()  # 90 degrees about z
+        tensor([[ 0., -1.,  0.],
+                [ 1.,  0.,  0.],
+                [ 0.,  0.,  1.]])
+    """
+    parents = np.asarray(parents)
+    j = len(parents)
+    children = [np.flatnonzero(parents == k) for k in range(j)]
+    width = max(1, max(len(c) for c in children))
+    index = np.zeros((j, width), dtype=np.int64)
+    member = np.zeros((j, width), dtype=bool)
+    for k, c in enumerate(children):
+        index[k, : len(c)], member[k, : len(c)] = c, True
+    device = positions.device
+    index_t, member_t = torch.as_tensor(index, device=device), torch.as_tensor(member, device=device)
+    with torch.no_grad():
+        ref = reference_positions.expand_as(positions)
+        a = ref[:, index_t] - ref[:, :, None]  # (B, J, C, 3) bones at the reference
+        b = positions[:, index_t] - positions[:, :, None]  # and now
+        usable = member_t & (a.norm(dim=-1) > 1e-9) & (b.norm(dim=-1) > 1e-9)
+        a = torch.where(usable[..., None], a, 0.0)
+        b = torch.where(usable[..., None], b, 0.0)
+        count = usable.sum(-1)
+        # Several bones: Kabsch, R = V diag(1, 1, det) Uᵀ for H = Σ a bᵀ = U S Vᵀ.
+        u, _, vt = torch.linalg.svd(a.transpose(-1, -2) @ b)
+        sign = torch.sign(torch.linalg.det(vt.transpose(-1, -2) @ u.transpose(-1, -2)))
+        flip = torch.ones_like(u[..., 0])
+        flip[..., 2] = torch.where(sign == 0, 1.0, sign)
+        kabsch = vt.transpose(-1, -2) @ (flip[..., None] * u.transpose(-1, -2))
+        # One bone: the smallest rotation from its first usable direction to the new one.
+        first = usable.float().argmax(-1)[..., None, None].expand(*usable.shape[:2], 1, 3)
+        x = F.normalize(a.gather(2, first)[:, :, 0], dim=-1)
+        y = F.normalize(b.gather(2, first)[:, :, 0], dim=-1)
+        swing = _smallest_rotation(x, y)
+        eye = torch.eye(3, device=device, dtype=positions.dtype).expand_as(swing)
+        out = torch.where((count >= 2)[..., None, None], kabsch, torch.where((count == 1)[..., None, None], swing, eye))
+        for k in map(int, np.flatnonzero(parents >= 0)):  # parents first: a childless joint moves with its parent
+            stay = count[:, k] == 0
+            out[:, k] = torch.where(stay[:, None, None], out[:, parents[k]], out[:, k])
+    return out
+
+
+def _smallest_rotation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Matrices of the smallest rotations taking unit vectors x to y (a half
+    turn about an axis perpendicular to x when they are opposite)."""
+    w = 1.0 + (x * y).sum(-1, keepdim=True)
+    axis = torch.linalg.cross(x, y)
+    # Opposite vectors: any axis perpendicular to x, from the least aligned basis vector.
+    basis = torch.eye(3, device=x.device, dtype=x.dtype)[x.abs().argmin(-1)]
+    perpendicular = F.normalize(torch.linalg.cross(x, basis), dim=-1)
+    opposite = w < 1e-6
+    q = torch.cat([torch.where(opposite, perpendicular, axis), torch.where(opposite, 0.0, w)], -1)
+    return quat_to_matrix(F.normalize(q, dim=-1))
+
+
 def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
     """One batch from several skeletons' :meth:`PoseToRotation.inputs`:
     joints padded to the largest count, padding marked invalid (it neither
@@ -307,7 +387,7 @@ def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ..
         >>> rest = lambda s: torch.as_tensor(fastkin.fk_batch(s, s.rest_rotations)[1], dtype=torch.float32)
         >>> batch = pad_inputs([model.inputs(s, rest(s)[None], rest(s)) for s in (arm, leg)])
         >>> [tuple(t.shape) for t in batch]
-        [(2, 3, 21), (2, 3, 3), (2, 3, 3), (2, 3)]
+        [(2, 3, 27), (2, 3, 3), (2, 3, 3), (2, 3)]
     """
     if not inputs:
         raise ValueError("inputs must hold at least one skeleton's inputs")
@@ -321,6 +401,7 @@ def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ..
     hops = torch.cat([padded(h, 2, 0, 0) for _, h, _, _ in inputs])
     types = torch.cat([padded(t, 2, 0, len(EDGE_TYPES) - 1) for _, _, t, _ in inputs])
     valid = torch.cat([padded(v.to(torch.uint8), 1, 0, 0) for _, _, _, v in inputs]).bool()
+    features[..., 21:27][~valid] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # padding: identity estimate
     return features, hops, types, valid
 
 
