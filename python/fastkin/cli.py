@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     ik.add_argument("--smoothness", type=float, default=1e-4, help="pull of each frame towards the previous one (unit-free)")
     ik.add_argument("--quiet", action="store_true", help="no progress bar")
     train = commands.add_parser("train", help="train a learned IK model (runs under torchrun too)")
-    train.add_argument("model", choices=["ikgat"], help="which model")
+    train.add_argument("model", choices=["ikgat", "p2r"],
+                       help="ikgat: IK-GAT for one skeleton; p2r: PoseToRotation for any skeleton")
     train.add_argument("--data", type=Path, nargs="+", required=True, help="folders or files of BVH / ASF-AMC / glTF motion")
-    train.add_argument("--skeleton", type=Path, required=True, help="a .bvh (or .glb) whose skeleton the model is for")
+    train.add_argument("--skeleton", type=Path, default=None, help="ikgat: a .bvh (or .glb) whose skeleton the model is for")
     train.add_argument("--out", type=Path, required=True, help="folder for model.pt, model.json, checkpoint.pt, log.jsonl")
     train.add_argument("--holdout-data", type=Path, nargs="*", default=[], help="more motion to validate on, never trained on")
     train.add_argument("--holdout-takes", nargs="*", default=None, help="take names (file stems) held out of --data")
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         train.add_argument(f"--{name}", type=kind, default=None)
     for name in MODEL_SIZES:
         train.add_argument(f"--{name}", type=int, default=None, help="model size")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--max-hops", type=int, default=None, help="p2r: hop distances beyond this share a bias")
+    train.add_argument("--exclude", nargs="*", default=[], help="p2r: file stems left out of --data (unseen skeletons)")
+    train.add_argument("--procedural", type=int, default=None, help="p2r: generated clips added to the data")
+    train.add_argument("--resume", action="store_true", help="ikgat: continue from OUT/checkpoint.pt")
     train.add_argument("--quiet", action="store_true", help="no progress output")
     bench = commands.add_parser("bench", help="run a benchmark from bench/ in a fastkin checkout")
     bench.add_argument("name", nargs="?", choices=BENCHMARKS, default=None,
@@ -100,7 +104,21 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .learned import TrainConfig, train_ikgat
+    from .learned import P2RConfig, TrainConfig, train_ikgat, train_p2r
+
+    if args.model == "p2r":
+        p2r = replace(P2RConfig(), **{k: getattr(args, k) for k in ("steps", "learning_rate", "fps", "seed",
+                                                                    "validate_every", "procedural")
+                                      if getattr(args, k) is not None})
+        sizes = {k: getattr(args, k) for k in ("width", "layers", "heads", "max_hops", "expansion")
+                 if getattr(args, k) is not None}
+        p2r = replace(p2r, model={**p2r.model, **sizes})
+        result = train_p2r(args.data, args.out, p2r, exclude=args.exclude, holdout=args.holdout_data,
+                           progress=not args.quiet)
+        print(json.dumps(result))
+        return 0
+    if args.skeleton is None:
+        raise ValueError("--skeleton is needed to train ikgat (the skeleton the model is for)")
 
     config = TrainConfig()
     settings = {k: getattr(args, k) for k in ("steps", "batch_size", "learning_rate", "fps", "seed", "validate_every",

@@ -306,12 +306,15 @@ def joint_inputs(graph: SkeletonGraph, parents: np.ndarray, rest_positions: torc
 
 
 def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """``(B, J, 3, 3)`` world rotations that carry each joint's bones from the
+    """``(B, J, 3, 3)`` world rotations that carry each joint from the
     reference pose ``(J, 3)`` to ``positions (B, J, 3)``, from positions
-    alone: the smallest rotation for one child, the least-squares rotation
-    (Kabsch) for several, the parent's for a joint without (non-zero) bones,
-    the identity for a lone root. What analytic IK would do with the same
-    reference, as the starting point the network corrects (mostly twist).
+    alone, parents first: a joint starts from its parent's rotation (it keeps
+    its reference rotation relative to the parent, so its twist follows the
+    parent), then turns by the smallest rotation that points its one bone at
+    its child; a joint with several children takes the least-squares
+    rotation of their bones (Kabsch); one without (non-zero) bones keeps the
+    start; a lone root the identity. This is analytic IK with the reference
+    as the rest pose, the starting point the network corrects (mostly twist).
 
     Example:
         >>> import torch
@@ -331,6 +334,9 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
     member = np.zeros((j, width), dtype=bool)
     for k, c in enumerate(children):
         index[k, : len(c)], member[k, : len(c)] = c, True
+    depth = np.zeros(j, dtype=np.int64)
+    for k in range(j):
+        depth[k] = depth[parents[k]] + 1 if parents[k] >= 0 else 0
     device = positions.device
     index_t, member_t = torch.as_tensor(index, device=device), torch.as_tensor(member, device=device)
     with torch.no_grad():
@@ -347,16 +353,19 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
         flip = torch.ones_like(u[..., 0])
         flip[..., 2] = torch.where(sign == 0, 1.0, sign)
         kabsch = vt.transpose(-1, -2) @ (flip[..., None] * u.transpose(-1, -2))
-        # One bone: the smallest rotation from its first usable direction to the new one.
         first = usable.float().argmax(-1)[..., None, None].expand(*usable.shape[:2], 1, 3)
-        x = F.normalize(a.gather(2, first)[:, :, 0], dim=-1)
-        y = F.normalize(b.gather(2, first)[:, :, 0], dim=-1)
-        swing = _smallest_rotation(x, y)
-        eye = torch.eye(3, device=device, dtype=positions.dtype).expand_as(swing)
-        out = torch.where((count >= 2)[..., None, None], kabsch, torch.where((count == 1)[..., None, None], swing, eye))
-        for k in map(int, np.flatnonzero(parents >= 0)):  # parents first: a childless joint moves with its parent
-            stay = count[:, k] == 0
-            out[:, k] = torch.where(stay[:, None, None], out[:, parents[k]], out[:, k])
+        bone_before, bone_now = a.gather(2, first)[:, :, 0], b.gather(2, first)[:, :, 0]
+        out = torch.eye(3, device=device, dtype=positions.dtype).repeat(*positions.shape[:2], 1, 1)
+        for level in range(int(depth.max()) + 1):
+            joints = torch.as_tensor(np.flatnonzero(depth == level), device=device)
+            level_parents = parents[depth == level]
+            start = out[:, torch.as_tensor(np.maximum(level_parents, 0), device=device)]
+            start = torch.where(torch.as_tensor(level_parents >= 0, device=device)[None, :, None, None], start,
+                                out[:, joints])
+            turned = (start @ bone_before[:, joints, :, None])[..., 0]
+            swing = _smallest_rotation(F.normalize(turned, dim=-1), F.normalize(bone_now[:, joints], dim=-1)) @ start
+            n = count[:, joints][..., None, None]
+            out[:, joints] = torch.where(n >= 2, kabsch[:, joints], torch.where(n == 1, swing, start))
     return out
 
 
