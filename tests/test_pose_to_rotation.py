@@ -295,3 +295,15 @@ def test_swing_estimate_recovers_directions_and_rigid_turns():
     rigid = swing_estimate(skeleton.parents, ref_positions, (ref_positions @ turn.T)[None] + 3.0)
     for joint in (0, 1):  # two children: the least-squares fit is the turn itself
         torch.testing.assert_close(rigid[0, joint], turn, atol=1e-9, rtol=1e-9)
+
+
+def test_untrained_model_from_rest_is_analytic_ik():
+    """With the rest pose as the reference, the geometric estimate is
+    ik.analytic's answer (an independent implementation): an untrained
+    model (identity correction) reproduces it on real motion."""
+    walk = fastkin.data.default_motion()[::40]
+    model = PoseToRotation(width=16, layers=2)
+    predicted, root = model.predict(walk.skeleton, walk.positions())
+    expected, expected_root = fastkin.ik.analytic(walk.skeleton, walk.positions())
+    assert rotation_errors(predicted, expected).max() < 0.05  # degrees; float32 inside
+    np.testing.assert_allclose(root, expected_root, atol=1e-9)

@@ -66,7 +66,8 @@ class Clip:
 def load_clips(paths: Sequence[Any], fps: float = 30.0, exclude: Sequence[str] = (),
                progress: bool = False) -> list[Clip]:
     """Every motion in ``paths`` (files or folders of BVH, ASF/AMC, glTF) as
-    clips at ``fps``, named ``file stem[:animation]``; files whose stem is in
+    clips at ``fps``, named ``file stem[:animation]`` (an animation that
+    drives several skins of one file counted once); files whose stem is in
     ``exclude`` are skipped (the leave-skeleton-out evaluation).
 
     Example:
@@ -76,11 +77,15 @@ def load_clips(paths: Sequence[Any], fps: float = 30.0, exclude: Sequence[str] =
         ['cmu_12_01_walk']
     """
     files = [f for f in find_motion_files(paths) if f.stem not in set(exclude)]
-    clips = []
+    clips: list[Clip] = []
+    seen: set[str] = set()
     for index, file in enumerate(files):
         if progress:
             print(f"\rload_clips: {index + 1}/{len(files)} {file.name[:40]:40s}", end="", flush=True)
         for suffix, motion in _read_motions(Path(file)):
+            if file.stem + suffix in seen:  # one animation driving several skins of a file: once
+                continue
+            seen.add(file.stem + suffix)
             if motion.fps != fps and len(motion) > 1:
                 motion = motion.resample(fps)
             clips.append(Clip.of(file.stem + suffix, motion))

@@ -312,8 +312,10 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
     its reference rotation relative to the parent, so its twist follows the
     parent), then turns by the smallest rotation that points its one bone at
     its child; a joint with several children takes the least-squares
-    rotation of their bones (Kabsch); one without (non-zero) bones keeps the
-    start; a lone root the identity. This is analytic IK with the reference
+    rotation of their bones (Kabsch); one without bones keeps the start; a
+    lone root the identity. A child at the joint's own place (a zero-length
+    bone, as BVH hips and hands have) is looked through: its children aim
+    the joint. This is analytic IK with the reference
     as the rest pose, the starting point the network corrects (mostly twist).
 
     Example:
@@ -328,7 +330,7 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
     """
     parents = np.asarray(parents)
     j = len(parents)
-    children = [np.flatnonzero(parents == k) for k in range(j)]
+    children = _bone_ends(parents, reference_positions.detach().cpu().numpy().reshape(j, 3))
     width = max(1, max(len(c) for c in children))
     index = np.zeros((j, width), dtype=np.int64)
     member = np.zeros((j, width), dtype=bool)
@@ -367,6 +369,24 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
             n = count[:, joints][..., None, None]
             out[:, joints] = torch.where(n >= 2, kabsch[:, joints], torch.where(n == 1, swing, start))
     return out
+
+
+def _bone_ends(parents: np.ndarray, reference: np.ndarray) -> list[np.ndarray]:
+    """Per joint, the joints its bones end at: its children, each child at
+    the joint's own reference position replaced by that child's ends."""
+    tolerance = 1e-7 * max(1.0, float(np.abs(reference).max(initial=0.0)))
+    direct = [np.flatnonzero(parents == k) for k in range(len(parents))]
+    ends: list[np.ndarray] = []
+    for k in range(len(parents)):
+        found, stack = [], list(direct[k])
+        while stack:
+            c = stack.pop()
+            if np.linalg.norm(reference[c] - reference[k]) > tolerance:
+                found.append(c)
+            else:
+                stack += list(direct[c])
+        ends.append(np.array(sorted(found), dtype=np.int64))
+    return ends
 
 
 def _smallest_rotation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
