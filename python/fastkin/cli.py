@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         train.add_argument(f"--{name}", type=kind, default=None)
     for name in MODEL_SIZES:
         train.add_argument(f"--{name}", type=int, default=None, help="model size")
+    train.add_argument("--noise", type=float, default=None,
+                       help="ikgat: largest position noise of the augmentation, a fraction of the height (default 0.02)")
     train.add_argument("--max-hops", type=int, default=None, help="p2r: hop distances beyond this share a bias")
     train.add_argument("--exclude", nargs="*", default=[], help="p2r: file stems left out of --data (unseen skeletons)")
     train.add_argument("--procedural", type=int, default=None, help="p2r: generated clips added to the data")
@@ -126,6 +128,8 @@ def _train(args: argparse.Namespace) -> int:
     config = replace(config, **{k: v for k, v in settings.items() if v is not None})
     sizes = {k: getattr(args, k) for k in MODEL_SIZES if getattr(args, k) is not None}
     config = replace(config, model={**config.model, **sizes})
+    if args.noise is not None:
+        config = replace(config, augmentation={**config.augmentation, "noise": args.noise})
     skeleton = _skeleton_of(args.skeleton)
     result = train_ikgat(args.data, skeleton, args.out, config, holdout_data=args.holdout_data, resume=args.resume,
                          progress=not args.quiet)
