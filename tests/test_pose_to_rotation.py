@@ -307,3 +307,24 @@ def test_untrained_model_from_rest_is_analytic_ik():
     expected, expected_root = fastkin.ik.analytic(walk.skeleton, walk.positions())
     assert rotation_errors(predicted, expected).max() < 0.05  # degrees; float32 inside
     np.testing.assert_allclose(root, expected_root, atol=1e-9)
+
+
+@pytest.mark.parametrize("reference", ["pose", "rest"])
+def test_prepared_numpy_pass_matches_torch(reference):
+    """predict without gradients runs PreparedPoseToRotation (numpy, the
+    estimate from compiled analytic IK); with gradients, the torch modules.
+    Random weights, real motion: the two agree."""
+    walk = fastkin.data.default_motion()[::25]
+    model = randomised(PoseToRotation(width=32, layers=3), np.random.default_rng(12))
+    pose = walk.rotations[3] if reference == "pose" else None
+    fast, fast_root = model.predict(walk.skeleton, walk.positions(), reference=pose)
+    with torch.enable_grad():
+        slow, slow_root = model.predict(
+            walk.skeleton, torch.as_tensor(walk.positions()).requires_grad_(True), reference=pose
+        )
+    assert rotation_errors(fast, slow.detach().numpy()).max() < 0.1  # degrees
+    np.testing.assert_allclose(fast_root, slow_root.detach().numpy(), atol=1e-9)
+    with torch.no_grad():  # the parameters change: the prepared pass is rebuilt
+        model.head.bias.add_(0.5)
+    changed, _ = model.predict(walk.skeleton, walk.positions(), reference=pose)
+    assert rotation_errors(changed, fast).max() > 1.0

@@ -21,6 +21,7 @@ from .fast_inference import CompiledIKGAT
 from .ikgat import IKGAT, hop_distances
 from .pose_to_rotation import EDGE_TYPES, PoseToRotation, SkeletonGraph, joint_inputs, pad_inputs, swing_estimate
 from .p2r_data import Clip, P2RBatch, load_clips, p2r_batch, procedural_clip
+from .p2r_inference import PreparedPoseToRotation
 from .p2r_train import P2RConfig, evaluate_p2r, train_p2r
 from .pretrained import PRETRAINED, load_pretrained
 from .report import run_benchmark
@@ -35,6 +36,7 @@ __all__ = [
     "IKGAT", "hop_distances", "CompiledIKGAT",
     "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
     "Clip", "P2RBatch", "load_clips", "p2r_batch", "procedural_clip", "P2RConfig", "evaluate_p2r", "train_p2r",
+    "PreparedPoseToRotation",
     "PRETRAINED", "load_pretrained", "run_benchmark",
     "TrainConfig", "ik_loss", "train_ikgat", "validate",
 ]  # fmt: skip

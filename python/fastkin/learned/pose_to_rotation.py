@@ -132,6 +132,7 @@ class PoseToRotation(nn.Module):
         with torch.no_grad():
             self.head.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))  # identity
         self._graphs: dict[bytes, SkeletonGraph] = {}
+        self._parameter_list = list(self.parameters())  # for the prepared pass's freshness stamp
 
     def num_parameters(self) -> int:
         """Trainable parameter count (the same for every skeleton).
@@ -200,6 +201,13 @@ class PoseToRotation(nn.Module):
             raise ValueError("positions must be finite (they hold NaN or infinity)")
         batch = tuple(p.shape[:-2])
         device = self.head.weight.device
+        if not (torch_in and torch.is_grad_enabled()) and device.type == "cpu":
+            rotations_np, root_np = self._prepared(skeleton, reference, reference_root)(
+                p.detach().reshape(-1, j, 3).numpy())
+            rotations_np, root_np = rotations_np.reshape(*batch, j, 4), root_np.reshape(*batch, 3)
+            if torch_in:
+                return torch.from_numpy(rotations_np).to(positions.dtype), torch.from_numpy(root_np).to(positions.dtype)
+            return rotations_np, root_np
         flat = p.reshape(-1, j, 3).to(device, torch.float32)
         reference_world, reference_positions = self._reference(skeleton, reference, reference_root, device)
         features, hops, types, valid = self.inputs(skeleton, flat, reference_positions)
@@ -224,6 +232,21 @@ class PoseToRotation(nn.Module):
         rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), positions.device)[1]
         return joint_inputs(self._graph(skeleton), skeleton.parents, rest_positions, reference_positions, positions)
 
+    def _prepared(self, skeleton: Skeleton, reference: Any | None, reference_root: Any | None) -> Any:
+        """The numpy forward pass for this skeleton and reference, rebuilt
+        when they or a parameter change."""
+        from .p2r_inference import PreparedPoseToRotation
+
+        checked = _checked_reference(skeleton, reference)
+        root = np.zeros(3) if reference_root is None else np.asarray(reference_root, dtype=np.float64)
+        stamp = (id(skeleton), checked.tobytes(), root.tobytes(),
+                 tuple((p.data_ptr(), p._version) for p in self._parameter_list))
+        cached = getattr(self, "_prepared_cache", None)
+        if cached is None or cached[0] != stamp or cached[1] is not skeleton:
+            self._reference(skeleton, reference, reference_root, torch.device("cpu"))  # validates
+            cached = self._prepared_cache = (stamp, skeleton, PreparedPoseToRotation(self, skeleton, checked, root))
+        return cached[2]
+
     def _graph(self, skeleton: Skeleton) -> SkeletonGraph:
         key = skeleton.parents.tobytes()
         graph = self._graphs.get(key)
@@ -235,13 +258,7 @@ class PoseToRotation(nn.Module):
                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """World rotations ``(J, 3, 3)`` and positions ``(J, 3)`` of the
         reference pose."""
-        j = skeleton.num_joints
-        given: Any = skeleton.rest_rotations if reference is None else reference
-        reference = np.asarray(given.detach().cpu().numpy() if is_torch(given) else given, dtype=np.float64)
-        if reference.shape != (j, 4):
-            raise ValueError(f"reference must have shape ({j}, 4) (local xyzw rotations), got {reference.shape}")
-        if not np.isfinite(reference).all() or (np.linalg.norm(reference, axis=-1) < 1e-12).any():
-            raise ValueError("reference must hold finite, nonzero quaternions")
+        reference = _checked_reference(skeleton, reference)
         root = np.zeros(3) if reference_root is None else np.asarray(reference_root, dtype=np.float64)
         if root.shape != (3,) or not np.isfinite(root).all():
             raise ValueError(f"reference_root must be 3 finite numbers, got shape {root.shape}")
@@ -432,6 +449,17 @@ def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ..
     valid = torch.cat([padded(v.to(torch.uint8), 1, 0, 0) for _, _, _, v in inputs]).bool()
     features[..., 21:27][~valid] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # padding: identity estimate
     return features, hops, types, valid
+
+
+def _checked_reference(skeleton: Skeleton, reference: Any | None) -> np.ndarray:
+    j = skeleton.num_joints
+    given: Any = skeleton.rest_rotations if reference is None else reference
+    checked = np.asarray(given.detach().cpu().numpy() if is_torch(given) else given, dtype=np.float64)
+    if checked.shape != (j, 4):
+        raise ValueError(f"reference must have shape ({j}, 4) (local xyzw rotations), got {checked.shape}")
+    if not np.isfinite(checked).all() or (np.linalg.norm(checked, axis=-1) < 1e-12).any():
+        raise ValueError("reference must hold finite, nonzero quaternions")
+    return checked
 
 
 def _posed(skeleton: Skeleton, rotations: np.ndarray, root: np.ndarray,
