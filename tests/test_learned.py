@@ -300,6 +300,10 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path):
                 "8",
                 "--layers",
                 "1",
+                "--expansion",
+                "1",
+                "--noise",
+                "0.03",
                 "--quiet",
                 *more,
             ]
@@ -308,6 +312,7 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path):
     assert train(4) == 0
     model = load_model(tmp_path / "model")
     assert model.record["train"]["steps"] == 4 and model.config["width"] == 8
+    assert model.config["expansion"] == 1 and model.record["train"]["augmentation"]["noise"] == 0.03
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 2
     assert train(6, "--resume") == 0  # from step 4: one more validation
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3

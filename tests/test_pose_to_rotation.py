@@ -328,3 +328,19 @@ def test_prepared_numpy_pass_matches_torch(reference):
         model.head.bias.add_(0.5)
     changed, _ = model.predict(walk.skeleton, walk.positions(), reference=pose)
     assert rotation_errors(changed, fast).max() > 1.0
+
+
+def test_train_p2r_command_writes_a_loadable_model(tmp_path):
+    from fastkin.cli import main
+    from fastkin.learned import load_model
+
+    walk = str(fastkin.data.path("cmu_12_01_walk.bvh"))
+    args = ["train", "p2r", "--data", walk, "--holdout-data", walk, "--out", str(tmp_path), "--steps", "2",
+            "--validate-every", "2", "--procedural", "2", "--width", "8", "--layers", "2", "--heads", "2",
+            "--max-hops", "3", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    model = load_model(tmp_path / "model")
+    assert isinstance(model, PoseToRotation) and model.config["max_hops"] == 3
+    assert model.record["validation"]["step"] == 2 and "cmu_12_01_walk/learned" in model.record["validation"]
+    rotations, _ = model.predict(fastkin.data.default_motion().skeleton, fastkin.data.default_motion().positions()[:2])
+    assert rotations.shape == (2, 38, 4)
