@@ -16,8 +16,8 @@ PRETRAINED = {
     "ikgat-cmu": "IK-GAT for the CMU 31-joint skeleton (38 joints with end sites), trained on ../shared/data/train "
                  "without take 01_01; validated on 01_01 and subject 12's walk. Small (width 32, 1 layer): "
                  "over 100,000 frames/s on 2 cores",
-    "ikgat-cmu-large": "the same data and skeleton, width 64 and 4 layers: about 1.5 degrees more accurate, "
-                       "about 8 times slower",
+    "ikgat-cmu-large": "the same data and skeleton, width 64 and 4 layers: 1.3-2 degrees more accurate, "
+                       "3x slower at batch 1, 15x at batch 4,096",
 }
 
 
