@@ -79,7 +79,7 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
     ):
         with torch.no_grad():
             delta = model(*joint_inputs(graph, parents, rest, reference_positions, positions))
-            local = _world_to_local(torch.as_tensor(parents), delta @ reference_world)
+            local = _world_to_local(torch.tensor(parents), delta @ reference_world)
         from ..rotations import matrix_to_quat
 
         result[name] = float(rotation_errors(matrix_to_quat(local.double().numpy()), truth).mean())
