@@ -97,9 +97,9 @@ def load_clips(paths: Sequence[Any], fps: float = 30.0, exclude: Sequence[str] =
 def procedural_clip(rng: np.random.Generator, frames: int = 120, joints: tuple[int, int] = (3, 40),
                     fps: float = 30.0) -> Clip:
     """A generated skeleton (chains branching from a spine: legs, arms,
-    tails, necks; sometimes a forest) with a smooth motion: each joint's
-    rotation a sum of sinusoids of random axes, amplitudes up to 70 degrees
-    and periods of 0.4 to 3 s.
+    tails, necks; sometimes a forest) with a smooth motion: each joint turns
+    by sums of sinusoids (periods of 0.4 to 3 s) about two axes across its
+    bone, up to 70 degrees, and twists about the bone by up to 10 degrees.
 
     Example:
         >>> import numpy as np
@@ -132,11 +132,25 @@ def procedural_clip(rng: np.random.Generator, frames: int = 120, joints: tuple[i
     rest = axis_angle_to_quat(rng.normal(scale=0.5, size=(count, 3)))
     skeleton = Skeleton(parents, offsets, rest)
     t = np.arange(frames)[:, None, None] / fps
-    axis_angles = np.zeros((frames, count, 3))
+    # Mostly swing: turns about axes across each joint's bone (to its first
+    # child), with a little twist about it, as joints of real bodies move.
+    # Twist that is pure noise would teach the model nothing.
+    bone = rng.normal(size=(count, 3))
+    for joint in range(1, count):
+        parent = parents[joint]
+        if parent >= 0 and not np.any(np.array(parents[:joint]) == parent):  # its parent's first child
+            bone[parent] = offsets[joint]
+    bone /= np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-12)
+    across = np.cross(bone, rng.normal(size=(count, 3)))
+    across /= np.maximum(np.linalg.norm(across, axis=-1, keepdims=True), 1e-12)
+    basis = np.stack([across, np.cross(bone, across), bone], 1)  # (J, 3 axes, 3)
+    limits = np.radians([70.0, 70.0, 10.0])  # swing, swing, twist
+    components = np.zeros((frames, count, 3))
     for _ in range(3):
-        amplitude = rng.uniform(0, np.radians(70) / 2, size=(1, count, 3))
+        amplitude = rng.uniform(0, 1, size=(1, count, 3)) * limits / 2
         period = rng.uniform(0.4, 3.0, size=(1, count, 1))
-        axis_angles += amplitude * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi, size=(1, count, 3)))
+        components += amplitude * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi, size=(1, count, 3)))
+    axis_angles = np.einsum("tja,jad->tjd", components, basis)
     from ..rotations import quat_multiply
 
     rotations = quat_multiply(np.broadcast_to(rest, (frames, count, 4)), axis_angle_to_quat(axis_angles))
