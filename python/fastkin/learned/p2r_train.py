@@ -127,10 +127,9 @@ def train_p2r(data: Sequence[Any], out: Any, config: P2RConfig = P2RConfig(), *,
     graphs: dict = {}
     last: dict = {}
     clock = time.perf_counter()
-    schedule = _Schedule(config.learning_rate, config.warmup, config.steps)
     for step in range(config.steps):
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, schedule)  # type: ignore[arg-type]
+            group["lr"] = _learning_rate(step, config)
         batch = p2r_batch(clips, rng, config.skeletons, config.frames, graphs=graphs,
                           max_hops=config.model["max_hops"], use_reference=rng.random() >= config.no_reference)
         model.train()
@@ -163,15 +162,6 @@ def train_p2r(data: Sequence[Any], out: Any, config: P2RConfig = P2RConfig(), *,
     save_model(model, out / "model", record)
     write_atomically(out / "record.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     return last
-
-
-@dataclass
-class _Schedule:
-    """What train._learning_rate reads."""
-
-    learning_rate: float
-    warmup: int
-    steps: int
 
 
 def _rest_frames(skeleton: Any) -> Any:

@@ -214,7 +214,9 @@ def train_ikgat(data: Sequence[Any], skeleton: Skeleton, out: Any, config: Train
     return last
 
 
-def _learning_rate(step: int, config: TrainConfig) -> float:
+def _learning_rate(step: int, config: Any) -> float:
+    """Linear warm-up, then cosine decay to 2%; ``config`` has
+    ``learning_rate``, ``warmup`` and ``steps`` (TrainConfig, P2RConfig)."""
     if step < config.warmup:
         return config.learning_rate * (step + 1) / config.warmup
     progress = (step - config.warmup) / max(1, config.steps - config.warmup)
