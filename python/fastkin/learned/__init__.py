@@ -12,6 +12,7 @@ Example:
     ((524, 38, 4), (524, 38))
 """
 
+from .attention_block import PreNormBlock
 from .augment import Augmentation, Batch, aligned_frames, augmented_batch, height, mirror_pairs, up_axis
 from .checkpoint import load_model, load_weights, save_model, skeleton_from_json, skeleton_to_json
 from .conform import CMU_ASF_TO_BVH, Conformed, conform
@@ -34,7 +35,7 @@ __all__ = [
     "MotionDataset", "Take", "find_motion_files", "take_and_subject",
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
     "IKGAT", "hop_distances", "CompiledIKGAT",
-    "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
+    "PreNormBlock", "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
     "Clip", "P2RBatch", "load_clips", "p2r_batch", "procedural_clip", "P2RConfig", "evaluate_p2r", "train_p2r",
     "PreparedPoseToRotation",
     "PRETRAINED", "load_pretrained", "run_benchmark",

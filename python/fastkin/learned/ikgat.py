@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._backend import is_torch
 from .. import _core
 from ..bone_frames import bone_frames, bone_world_to_local, frame_constants
 from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
 from ..skeleton import Skeleton
+from .attention_block import PreNormBlock
 from .augment import aligned_frames
 
 __all__ = ["IKGAT", "hop_distances"]
@@ -218,26 +218,17 @@ class IKGAT(nn.Module):
         return skeleton
 
 
-class _Block(nn.Module):
-    """Pre-norm attention over the skeleton graph, then an MLP."""
+class _Block(PreNormBlock):
+    """Pre-norm attention over the skeleton graph, then an MLP; a learned
+    bias per head and joint pair."""
+
+    pair_bias: nn.Parameter
 
     def __init__(self, width: int, heads: int, expansion: int, joints: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
-        self.pair_bias = nn.Parameter(torch.zeros(heads, joints, joints))
-        self.norm2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, expansion * width), nn.SiLU(), nn.Linear(expansion * width, width))
+        super().__init__(width, heads, expansion, {"pair_bias": nn.Parameter(torch.zeros(heads, joints, joints))})
 
     def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
-        b, j, w = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, j, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
-        bias = self.pair_bias.masked_fill(blocked, float("-inf"))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        x = x + self.out(attended.transpose(1, 2).reshape(b, j, w))
-        return x + self.mlp(self.norm2(x))
+        return self.attend(x, self.pair_bias.masked_fill(blocked, float("-inf")))
 
 
 def hop_distances(parents: Any) -> np.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..kinematics import fk_batch
-from ..rotations import axis_angle_to_quat
+from ..motion import Motion
+from ..rotations import axis_angle_to_quat, quat_multiply
 from ..skeleton import Skeleton
 from .dataset import _read_motions, find_motion_files
 from .pose_to_rotation import SkeletonGraph, joint_inputs, pad_inputs
@@ -29,8 +30,10 @@ __all__ = ["Clip", "load_clips", "procedural_clip", "P2RBatch", "p2r_batch"]
 
 @dataclass
 class Clip:
-    """One skeleton's motion: ``rotations (T, J, 4)`` local, and the world
-    ``frames (T, J, 3, 3)`` and ``positions (T, J, 3)`` they give (float32).
+    """One skeleton's motion: ``rotations (T, J, 4)`` local, the world
+    ``frames (T, J, 3, 3)`` and ``positions (T, J, 3)`` they give, and the
+    rest pose's ``rest_frames (J, 3, 3)`` and ``rest_positions (J, 3)``
+    (float32), computed once so batches do not redo them.
 
     Example:
         >>> import fastkin
@@ -46,6 +49,7 @@ class Clip:
     rotations: np.ndarray
     frames: np.ndarray
     positions: np.ndarray
+    rest_frames: np.ndarray
     rest_positions: np.ndarray
 
     @staticmethod
@@ -55,9 +59,10 @@ class Clip:
         skeleton = motion.skeleton
         frames, positions = fk_batch(skeleton, motion.rotations, motion.root_translation,
                                      offsets=motion.joint_translations)
-        rest = fk_batch(skeleton, skeleton.rest_rotations)[1]
+        rest_frames, rest = fk_batch(skeleton, skeleton.rest_rotations)
         return Clip(name, skeleton, np.asarray(motion.rotations), np.asarray(frames, np.float32),
-                    np.asarray(positions, np.float32), np.asarray(rest, np.float32))
+                    np.asarray(positions, np.float32), np.asarray(rest_frames, np.float32),
+                    np.asarray(rest, np.float32))
 
     def __len__(self) -> int:
         return len(self.rotations)
@@ -151,12 +156,8 @@ def procedural_clip(rng: np.random.Generator, frames: int = 120, joints: tuple[i
         period = rng.uniform(0.4, 3.0, size=(1, count, 1))
         components += amplitude * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi, size=(1, count, 3)))
     axis_angles = np.einsum("tja,jad->tjd", components, basis)
-    from ..rotations import quat_multiply
-
     rotations = quat_multiply(np.broadcast_to(rest, (frames, count, 4)), axis_angle_to_quat(axis_angles))
     root = np.cumsum(rng.normal(scale=0.02, size=(frames, 3)), axis=0)
-    from ..motion import Motion
-
     return Clip.of("procedural", Motion(skeleton, rotations, root, fps=fps))
 
 
@@ -199,7 +200,7 @@ def p2r_batch(clips: Sequence[Clip], rng: np.random.Generator, skeletons: int = 
         world = clip.frames[np.append(chosen, reference)].astype(np.float64)
         positions = clip.positions[np.append(chosen, reference)].astype(np.float64)
         rest = clip.rest_positions.astype(np.float64)
-        rest_world = np.asarray(fk_batch(skeleton, skeleton.rest_rotations)[0])
+        rest_world = clip.rest_frames.astype(np.float64)
         if scale_jitter > 0:  # bone lengths change, rotations stay
             scale = np.exp(rng.normal(scale=scale_jitter, size=(skeleton.num_joints, 1)))
             offsets = np.asarray(skeleton.offsets) * scale

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..ik import analytic
 from ..kinematics import fk_batch
-from ..rotations import matrix_to_quat
+from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
 from ..skeleton import Skeleton
 
 __all__ = ["PreparedPoseToRotation"]
@@ -86,7 +86,7 @@ class PreparedPoseToRotation:
         s = self.length_scale
         current = np.concatenate([(positions - positions[:, self.tree_root]) / s,
                                   (positions - positions[:, self.parent_or_self]) / s], -1)
-        six = np.concatenate([estimate[..., :, 0], estimate[..., :, 1]], -1)
+        six = matrix_to_rot6d(estimate)
         b = len(positions)
         x = np.concatenate([np.broadcast_to(self.fixed, (b, *self.fixed.shape)), current, six], -1)
         x = x.astype(np.float32) @ self.state["embed.weight"] + self.state["embed.bias"]
@@ -96,7 +96,7 @@ class PreparedPoseToRotation:
             h = h / (1.0 + np.exp(-h))  # SiLU
             x = x + h @ block["mlp.2.weight"] + block["mlp.2.bias"]
         r6 = _layer_norm(x, self.state["norm.weight"], self.state["norm.bias"]) @ self.state["head.weight"]
-        world = _rot6d_to_matrix((r6 + self.state["head.bias"]).astype(np.float64)) @ estimate @ self.reference_world
+        world = rot6d_to_matrix((r6 + self.state["head.bias"]).astype(np.float64)) @ estimate @ self.reference_world
         parent_world = world[:, self.parent_or_self]
         local = np.where((self.parents >= 0)[None, :, None, None], parent_world.transpose(0, 1, 3, 2) @ world, world)
         root = positions[:, self.first_root] - self.skeleton.offsets[self.first_root]
@@ -117,10 +117,3 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarr
     centred = x - np.add.reduce(x, -1, keepdims=True) * np.float32(1.0 / width)
     variance = np.einsum("...i,...i->...", centred, centred)[..., None] * np.float32(1.0 / width)
     return centred * (weight / np.sqrt(variance + np.float32(1e-5))) + bias
-
-
-def _rot6d_to_matrix(r6: np.ndarray) -> np.ndarray:
-    first = r6[..., :3] / np.linalg.norm(r6[..., :3], axis=-1, keepdims=True)
-    second = r6[..., 3:] - (first * r6[..., 3:]).sum(-1, keepdims=True) * first
-    second /= np.linalg.norm(second, axis=-1, keepdims=True)
-    return np.stack([first, second, np.cross(first, second)], -1)

@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from ..ik import analytic
+from ..rotations import geodesic_angle, matrix_to_quat
 from .checkpoint import save_model, write_atomically
 from .evaluate import rotation_errors
 from .p2r_data import Clip, load_clips, p2r_batch, procedural_clip
+from .pose_to_rotation import PoseToRotation, _world_to_local, joint_inputs
 from .train import _learning_rate, _plain
 
 __all__ = ["P2RConfig", "train_p2r", "evaluate_p2r"]
@@ -59,11 +63,6 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
         >>> sorted(evaluate_p2r(PoseToRotation(width=16, layers=2), clip))
         ['analytic', 'analytic_no_reference', 'frames', 'learned', 'learned_no_reference']
     """
-    import torch
-
-    from ..ik import analytic
-    from .pose_to_rotation import _world_to_local, joint_inputs
-
     frames = np.arange(0, len(clip), step)
     skeleton = clip.skeleton
     truth = clip.rotations[frames]
@@ -71,7 +70,7 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
     graph = model._graph(skeleton)
     parents = np.asarray(skeleton.parents)
     rest = torch.as_tensor(clip.rest_positions)
-    rest_world = torch.as_tensor(np.asarray(_rest_frames(skeleton)), dtype=torch.float32)
+    rest_world = torch.as_tensor(clip.rest_frames)
     result: dict = {"frames": int(len(frames))}
     for name, reference_positions, reference_world in (
         ("learned", torch.as_tensor(clip.positions[reference_frame]), torch.as_tensor(clip.frames[reference_frame])),
@@ -80,8 +79,6 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
         with torch.no_grad():
             delta = model(*joint_inputs(graph, parents, rest, reference_positions, positions))
             local = _world_to_local(torch.tensor(parents), delta @ reference_world)
-        from ..rotations import matrix_to_quat
-
         result[name] = float(rotation_errors(matrix_to_quat(local.double().numpy()), truth).mean())
     for name, reference in (("analytic", clip.rotations[reference_frame]), ("analytic_no_reference", None)):
         rotations, _ = analytic(skeleton, clip.positions[frames].astype(np.float64), reference=reference)
@@ -107,11 +104,6 @@ def train_p2r(data: Sequence[Any], out: Any, config: P2RConfig = P2RConfig(), *,
         >>> last["step"]
         2
     """
-    import torch
-
-    from ..rotations import geodesic_angle
-    from .pose_to_rotation import PoseToRotation
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -162,9 +154,3 @@ def train_p2r(data: Sequence[Any], out: Any, config: P2RConfig = P2RConfig(), *,
     save_model(model, out / "model", record)
     write_atomically(out / "record.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     return last
-
-
-def _rest_frames(skeleton: Any) -> Any:
-    from ..kinematics import fk_batch
-
-    return fk_batch(skeleton, skeleton.rest_rotations)[0]

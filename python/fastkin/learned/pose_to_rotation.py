@@ -25,6 +25,7 @@ from .._backend import is_torch
 from ..kinematics import fk_batch
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_to_matrix, rot6d_to_matrix
 from ..skeleton import Skeleton
+from .attention_block import PreNormBlock
 from .ikgat import hop_distances
 
 __all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate"]
@@ -265,31 +266,23 @@ class PoseToRotation(nn.Module):
         return _posed(skeleton, reference, root, device)
 
 
-class _GraphBlock(nn.Module):
-    """Pre-norm multi-head attention with tree biases, then an MLP."""
+class _GraphBlock(PreNormBlock):
+    """Pre-norm attention with tree biases (per head: hop distance, edge
+    type), then an MLP."""
+
+    hop_bias: nn.Embedding
+    type_bias: nn.Embedding
 
     def __init__(self, width: int, heads: int, expansion: int, max_hops: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm1 = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
-        self.hop_bias = nn.Embedding(max_hops + 2, heads)
-        self.type_bias = nn.Embedding(len(EDGE_TYPES), heads)
-        nn.init.zeros_(self.hop_bias.weight)
-        nn.init.zeros_(self.type_bias.weight)
-        self.norm2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, expansion * width), nn.SiLU(), nn.Linear(expansion * width, width))
+        hop_bias, type_bias = nn.Embedding(max_hops + 2, heads), nn.Embedding(len(EDGE_TYPES), heads)
+        nn.init.zeros_(hop_bias.weight)
+        nn.init.zeros_(type_bias.weight)
+        super().__init__(width, heads, expansion, {"hop_bias": hop_bias, "type_bias": type_bias})
 
     def forward(self, x: torch.Tensor, hops: torch.Tensor, types: torch.Tensor,
                 allowed: torch.Tensor) -> torch.Tensor:
-        b, j, w = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, j, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         bias = (self.hop_bias(hops) + self.type_bias(types)).permute(0, 3, 1, 2)  # (B, H, J, J)
-        bias = bias.masked_fill(~allowed[:, None], float("-inf"))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        x = x + self.out(attended.transpose(1, 2).reshape(b, j, w))
-        return x + self.mlp(self.norm2(x))
+        return self.attend(x, bias.masked_fill(~allowed[:, None], float("-inf")))
 
 
 def joint_inputs(graph: SkeletonGraph, parents: np.ndarray, rest_positions: torch.Tensor,
