@@ -6,6 +6,8 @@ skeletons and bad input, gradient flow, and a tiny overfit."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -342,3 +344,15 @@ def test_train_p2r_command_writes_a_loadable_model(tmp_path):
     assert model.record["validation"]["step"] == 2 and "cmu_12_01_walk/learned" in model.record["validation"]
     rotations, _ = model.predict(fastkin.data.default_motion().skeleton, fastkin.data.default_motion().positions()[:2])
     assert rotations.shape == (2, 38, 4)
+
+
+def test_load_clips_skips_unreadable_files_with_a_warning(tmp_path):
+    """A truncated file in a data folder is named in a warning and left out;
+    the readable files still load."""
+    good = fastkin.data.path("cmu_12_01_walk.bvh")
+    text = Path(good).read_text()
+    (tmp_path / "walk.bvh").write_text(text)
+    (tmp_path / "broken.bvh").write_text(text[: len(text) - 40])
+    with pytest.warns(UserWarning, match=r"skipping .*broken\.bvh: .*truncated"):
+        clips = load_clips([tmp_path])
+    assert [c.name for c in clips] == ["walk"]

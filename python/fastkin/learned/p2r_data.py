@@ -11,6 +11,7 @@ re-oriented answers (tests/test_pose_to_rotation.py checks this).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..io.errors import FormatError
 from ..kinematics import fk_batch
 from ..motion import Motion
 from ..rotations import axis_angle_to_quat, quat_multiply
@@ -73,7 +75,8 @@ def load_clips(paths: Sequence[Any], fps: float = 30.0, exclude: Sequence[str] =
     """Every motion in ``paths`` (files or folders of BVH, ASF/AMC, glTF) as
     clips at ``fps``, named ``file stem[:animation]`` (an animation that
     drives several skins of one file counted once); files whose stem is in
-    ``exclude`` are skipped (the leave-skeleton-out evaluation).
+    ``exclude`` are skipped (the leave-skeleton-out evaluation), and files
+    that cannot be read are skipped with a warning naming the file and why.
 
     Example:
         >>> import fastkin
@@ -87,7 +90,12 @@ def load_clips(paths: Sequence[Any], fps: float = 30.0, exclude: Sequence[str] =
     for index, file in enumerate(files):
         if progress:
             print(f"\rload_clips: {index + 1}/{len(files)} {file.name[:40]:40s}", end="", flush=True)
-        for suffix, motion in _read_motions(Path(file)):
+        try:
+            motions = _read_motions(Path(file))
+        except (FormatError, OSError) as error:  # one broken file in a data folder must not end a run
+            warnings.warn(f"load_clips: skipping {file}: {error}", stacklevel=2)
+            continue
+        for suffix, motion in motions:
             if file.stem + suffix in seen:  # one animation driving several skins of a file: once
                 continue
             seen.add(file.stem + suffix)
