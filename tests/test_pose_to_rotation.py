@@ -309,13 +309,17 @@ def test_untrained_model_from_rest_is_analytic_ik():
     np.testing.assert_allclose(root, expected_root, atol=1e-9)
 
 
+# Head widths 8 (vector attention) and 6 (scalar dot products) in the kernel.
+@pytest.mark.parametrize(
+    "size", [dict(width=32, layers=3, heads=4), dict(width=18, layers=2, heads=3)], ids=["w32", "w18"]
+)
 @pytest.mark.parametrize("reference", ["pose", "rest"])
-def test_prepared_numpy_pass_matches_torch(reference):
-    """predict without gradients runs PreparedPoseToRotation (numpy, the
-    estimate from compiled analytic IK); with gradients, the torch modules.
-    Random weights, real motion: the two agree."""
+def test_compiled_pass_matches_torch(reference, size):
+    """predict without gradients runs PreparedPoseToRotation (the compiled
+    transformer, the estimate from compiled analytic IK); with gradients, the
+    torch modules. Random weights, real motion: the two agree."""
     walk = fastkin.data.default_motion()[::25]
-    model = randomised(PoseToRotation(width=32, layers=3), np.random.default_rng(12))
+    model = randomised(PoseToRotation(**size), np.random.default_rng(12))
     pose = walk.rotations[3] if reference == "pose" else None
     fast, fast_root = model.predict(walk.skeleton, walk.positions(), reference=pose)
     with torch.enable_grad():

@@ -63,15 +63,17 @@ class Tensors {
 
 class IkgatInference {
  public:
-  IkgatInference(const nb::dict& weights, int heads, int layers) {
+  IkgatInference(const nb::dict& weights, int heads, int layers, bool from_positions) {
     if (heads < 1) throw nb::value_error("heads must be >= 1");
     if (layers < 0) throw nb::value_error("layers must be >= 0");
     const Tensors t(weights);
     const ConstArray embed = t.get("embed_weight");
-    if (embed.ndim() != 3 || embed.shape(1) != 6 || embed.shape(0) < 1 || embed.shape(2) < 1)
-      throw nb::value_error(
-          ("weights['embed_weight'] must have shape (J, 6, W), got " + shape_string(shape_of(embed))).c_str());
-    const int64_t J = static_cast<int64_t>(embed.shape(0)), W = static_cast<int64_t>(embed.shape(2));
+    if (embed.ndim() != 3 || (from_positions && embed.shape(1) != 6) || embed.shape(0) < 1 || embed.shape(1) < 1 ||
+        embed.shape(2) < 1)
+      throw nb::value_error(("weights['embed_weight'] must have shape (J, " + std::string(from_positions ? "6" : "F") +
+                             ", W), got " + shape_string(shape_of(embed))).c_str());
+    const int64_t J = static_cast<int64_t>(embed.shape(0)), F = static_cast<int64_t>(embed.shape(1)),
+                  W = static_cast<int64_t>(embed.shape(2));
     if (W % heads) throw nb::value_error(("heads (" + std::to_string(heads) + ") must divide width (" +
                                           std::to_string(W) + ")").c_str());
     IkgatParams p;
@@ -81,7 +83,9 @@ class IkgatInference {
     p.parents = exact<int32_t>(t.get("parents"), "weights['parents']", {J}, "int32");
     p.has_bone = reinterpret_cast<const uint8_t*>(exact<bool>(t.get("has_bone"), "weights['has_bone']", {J}, "bool"));
     p.blocked = reinterpret_cast<const uint8_t*>(exact<bool>(t.get("blocked"), "weights['blocked']", {J, J}, "bool"));
-    p.embed_weight = t.floats("embed_weight", {J, 6, W});
+    p.from_positions = from_positions;
+    p.features = static_cast<int>(F);
+    p.embed_weight = t.floats("embed_weight", {J, F, W});
     p.embed_bias = t.floats("embed_bias", {J, W});
     int64_t E = 0;
     for (int l = 0; l < layers; ++l) {
@@ -108,18 +112,19 @@ class IkgatInference {
     weights_ = make_ikgat_weights(p);  // std::invalid_argument -> ValueError
   }
 
-  void forward(const ConstArray& positions, Array& out) const {
-    const int64_t J = weights_.joints;
-    if (positions.dtype() != nb::dtype<float>())
-      throw nb::type_error(("positions must have dtype float32, got " + dtype_name(positions.dtype())).c_str());
-    if (positions.ndim() != 3 || static_cast<int64_t>(positions.shape(1)) != J || positions.shape(2) != 3)
-      throw nb::value_error(("positions must have shape (B, " + std::to_string(J) + ", 3), got " +
-                             shape_string(shape_of(positions))).c_str());
-    const int64_t batch = static_cast<int64_t>(positions.shape(0));
-    const float* p = exact<float>(positions, "positions", {batch, J, 3}, "float32");
+  void forward(const ConstArray& inputs, Array& out) const {
+    const int64_t J = weights_.joints, F = weights_.from_positions ? 3 : weights_.features;
+    const std::string name = weights_.from_positions ? "positions" : "features";
+    if (inputs.dtype() != nb::dtype<float>())
+      throw nb::type_error((name + " must have dtype float32, got " + dtype_name(inputs.dtype())).c_str());
+    if (inputs.ndim() != 3 || static_cast<int64_t>(inputs.shape(1)) != J || static_cast<int64_t>(inputs.shape(2)) != F)
+      throw nb::value_error((name + " must have shape (B, " + std::to_string(J) + ", " + std::to_string(F) +
+                             "), got " + shape_string(shape_of(inputs))).c_str());
+    const int64_t batch = static_cast<int64_t>(inputs.shape(0));
+    const float* p = exact<float>(inputs, name, {batch, J, F}, "float32");
     float* o = const_cast<float*>(exact<float>(out, "out", {batch, J, 3, 3}, "float32"));
-    for (int64_t i = 0; i < batch * J * 3; ++i)
-      if (!std::isfinite(p[i])) throw nb::value_error("positions must be finite (they hold NaN or infinity)");
+    for (int64_t i = 0; i < batch * J * F; ++i)
+      if (!std::isfinite(p[i])) throw nb::value_error((name + " must be finite (they hold NaN or infinity)").c_str());
     nb::gil_scoped_release release;
     ikgat_forward(weights_, p, batch, o);
   }
@@ -136,10 +141,13 @@ class IkgatInference {
 void bind_ikgat_infer(nb::module_& m) {
   nb::class_<IkgatInference>(m, "IKGATInference",
                              "IKGAT's forward pass compiled: weights is IKGAT.state_dict() as numpy arrays "
-                             "(float32; parents int32, has_bone and blocked bool).")
-      .def(nb::init<const nb::dict&, int, int>(), nb::arg("weights"), nb::arg("heads"), nb::arg("layers"))
-      .def("forward", &IkgatInference::forward, nb::arg("positions"), nb::arg("out"),
-           "positions float32 (B, J, 3) -> out float32 (B, J, 3, 3), bone-aligned world rotations.")
+                             "(float32; parents int32, has_bone and blocked bool). from_positions=False: the "
+                             "tokens' F inputs are given to forward (embed_weight (J, F, W)).")
+      .def(nb::init<const nb::dict&, int, int, bool>(), nb::arg("weights"), nb::arg("heads"), nb::arg("layers"),
+           nb::arg("from_positions") = true)
+      .def("forward", &IkgatInference::forward, nb::arg("inputs"), nb::arg("out"),
+           "inputs float32 (B, J, 3) positions, or (B, J, F) features -> out float32 (B, J, 3, 3) rotations "
+           "(6D head, Gram-Schmidt).")
       .def_prop_ro("joints", &IkgatInference::joints)
       .def_prop_ro("flops_per_frame", &IkgatInference::flops_per_frame);
 }

@@ -38,6 +38,8 @@ detail::IkgatView view_of(const IkgatWeights& w, std::vector<detail::IkgatBlockV
   v.width_pad = w.width_pad;
   v.hidden_pad = w.hidden_pad;
   v.layers = static_cast<int>(w.blocks.size());
+  v.from_positions = w.from_positions ? 1 : 0;
+  v.features = w.features;
   v.num_bones = static_cast<int>(std::count(w.has_bone.begin(), w.has_bone.end(), uint8_t{1}));
   v.groups = static_cast<int>(w.group_slots.size());
   v.max_slots = *std::max_element(w.group_slots.begin(), w.group_slots.end());
@@ -59,12 +61,13 @@ detail::IkgatView view_of(const IkgatWeights& w, std::vector<detail::IkgatBlockV
 
 }  // namespace
 
-void ikgat_forward(const IkgatWeights& weights, const float* positions, int64_t batch, float* out) {
+void ikgat_forward(const IkgatWeights& weights, const float* inputs, int64_t batch, float* out) {
   if (batch <= 0) return;
   std::vector<detail::IkgatBlockView> blocks;
   const detail::IkgatView view = view_of(weights, blocks);
   const detail::IkgatKernel& k = kernel();
   const int64_t J = weights.joints;
+  const int64_t per_frame = J * (weights.from_positions ? 3 : weights.features);
   const int64_t frames = std::min<int64_t>(batch, std::max<int64_t>(1, kTokensPerBlock / J));
   const int64_t count = (batch + frames - 1) / frames;
   const int64_t scratch = detail::ikgat_scratch_floats(view, frames);
@@ -73,7 +76,7 @@ void ikgat_forward(const IkgatWeights& weights, const float* positions, int64_t 
     float* s = detail::thread_scratch<float, 1>(scratch);
     for (int64_t b = begin; b < end; ++b) {
       const int64_t first = b * frames, n = std::min(frames, batch - first);
-      k.forward(view, positions + first * J * 3, n, out + first * J * 9, s);
+      k.forward(view, inputs + first * per_frame, n, out + first * J * 9, s);
     }
   });
 }

@@ -26,12 +26,28 @@ namespace {
 #include "ikgat_infer_math.inl"
 #include "ikgat_infer_matmul.inl"
 
-// Tokens of one frame: x[j] = features_j E_j + e_j, features the
-// root-relative position and the offset from the parent over the mean bone
-// length.
+// One token: row = f E_j + e_j for its joint j's F inputs f.
+template <int V, int F>
+inline void embed_row(const IkgatView& m, int j, const float* f, int features, float* row) {
+  const int Wp = m.width_pad;
+  const float* e = m.embed_weight + static_cast<int64_t>(j) * features * Wp;
+  for (int w = 0; w < Wp; w += V) {
+    FVec<V> acc = load<V>(m.embed_bias + static_cast<int64_t>(j) * Wp + w);
+    if constexpr (F > 0) {
+#pragma GCC unroll 8
+      for (int c = 0; c < F; ++c) acc += f[c] * load<V>(e + c * Wp + w);
+    } else {
+      for (int c = 0; c < features; ++c) acc += f[c] * load<V>(e + c * Wp + w);
+    }
+    store<V>(row + w, acc);
+  }
+}
+
+// Tokens of one frame from its positions p: the root-relative position and
+// the offset from the parent over the mean bone length.
 template <int V>
-void embed(const IkgatView& m, const float* p, float* x) {
-  const int J = m.joints, Wp = m.width_pad;
+void embed_positions(const IkgatView& m, const float* p, float* x) {
+  const int J = m.joints;
   double length = 0.0;
   for (int j = 0; j < J; ++j) {
     if (!m.has_bone[j]) continue;
@@ -51,14 +67,7 @@ void embed(const IkgatView& m, const float* p, float* x) {
       f[c] = (p[3 * j + c] - p[c]) / scale;
       f[3 + c] = (p[3 * j + c] - q[c]) / scale;
     }
-    const float* e = m.embed_weight + static_cast<int64_t>(j) * 6 * Wp;
-    float* row = x + static_cast<int64_t>(j) * Wp;
-    for (int w = 0; w < Wp; w += V) {
-      FVec<V> acc = load<V>(m.embed_bias + static_cast<int64_t>(j) * Wp + w);
-#pragma GCC unroll 6
-      for (int c = 0; c < 6; ++c) acc += f[c] * load<V>(e + c * Wp + w);
-      store<V>(row + w, acc);
-    }
+    embed_row<V, 6>(m, j, f, 6, x + static_cast<int64_t>(j) * m.width_pad);
   }
 }
 
@@ -264,14 +273,19 @@ void head(const IkgatView& m, const float* h, int64_t frames, float* r6, float* 
 }
 
 template <int V, int U, bool VectorDot, int R, int NC>
-void forward_block(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
+void forward_block(const IkgatView& m, const float* inputs, int64_t frames, float* out, float* scratch) {
   const int J = m.joints, W = m.width, Wp = m.width_pad, Ep = m.hidden_pad;
   const int64_t rows = frames * J;
   float* x = scratch;
   float* h = x + rows * Wp;
   float* wide = h + rows * Wp;  // qkv, later the MLP's hidden layer
   float* attention_scratch = wide + rows * (3 * Wp > Ep ? 3 * Wp : Ep);
-  for (int64_t f = 0; f < frames; ++f) embed<V>(m, positions + f * J * 3, x + f * J * Wp);
+  if (m.from_positions) {
+    for (int64_t f = 0; f < frames; ++f) embed_positions<V>(m, inputs + f * J * 3, x + f * J * Wp);
+  } else {
+    for (int64_t t = 0; t < rows; ++t)
+      embed_row<V, 0>(m, static_cast<int>(t % J), inputs + t * m.features, m.features, x + t * Wp);
+  }
   layer_norm<V>(x, rows, W, Wp, h);
   for (int l = 0; l < m.layers; ++l) {
     const IkgatBlockView& b = m.blocks[l];
@@ -290,13 +304,13 @@ void forward_block(const IkgatView& m, const float* positions, int64_t frames, f
 // The forward for this head size: U the widest of 16, 8, 4 (<= V) that
 // divides D, else 4 lanes with scalar dot products.
 template <int V, int R, int NC>
-void forward_any(const IkgatView& m, const float* positions, int64_t frames, float* out, float* scratch) {
+void forward_any(const IkgatView& m, const float* inputs, int64_t frames, float* out, float* scratch) {
   const int D = m.width / m.heads;
   if (V >= 16 && D % 16 == 0)
-    return forward_block<V, (V >= 16 ? 16 : 4), true, R, NC>(m, positions, frames, out, scratch);
-  if (V >= 8 && D % 8 == 0) return forward_block<V, (V >= 8 ? 8 : 4), true, R, NC>(m, positions, frames, out, scratch);
-  if (D % 4 == 0) return forward_block<V, 4, true, R, NC>(m, positions, frames, out, scratch);
-  forward_block<V, 4, false, R, NC>(m, positions, frames, out, scratch);
+    return forward_block<V, (V >= 16 ? 16 : 4), true, R, NC>(m, inputs, frames, out, scratch);
+  if (V >= 8 && D % 8 == 0) return forward_block<V, (V >= 8 ? 8 : 4), true, R, NC>(m, inputs, frames, out, scratch);
+  if (D % 4 == 0) return forward_block<V, 4, true, R, NC>(m, inputs, frames, out, scratch);
+  forward_block<V, 4, false, R, NC>(m, inputs, frames, out, scratch);
 }
 
 }  // namespace

@@ -23,6 +23,8 @@ struct IkgatView {
   int joints, width, heads, hidden;
   int width_pad, hidden_pad;
   int layers;
+  int from_positions;  // 1: inputs are positions (J, 3) a frame; 0: features (J, F)
+  int features;        // F
   int num_bones;       // joints with has_bone
   int groups;     // attention groups of 16 (query, head) items
   int max_slots;  // the most slots of a group
@@ -40,9 +42,9 @@ struct IkgatView {
 };
 
 struct IkgatKernel {
-  // positions (frames, J, 3) -> out (frames, J, 3, 3); scratch holds
+  // inputs (frames, J, 3 or F) -> out (frames, J, 3, 3); scratch holds
   // ikgat_scratch_floats(view, frames) floats, 64-byte aligned.
-  void (*forward)(const IkgatView& view, const float* positions, int64_t frames, float* out, float* scratch);
+  void (*forward)(const IkgatView& view, const float* inputs, int64_t frames, float* out, float* scratch);
 };
 
 // Activations x and h (rows x Wp), qkv / hidden (rows x max(3 Wp, Ep)), and

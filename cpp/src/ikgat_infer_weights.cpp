@@ -42,12 +42,16 @@ void require(bool ok, const std::string& what) {
 IkgatWeights make_ikgat_weights(const IkgatParams& p) {
   require(p.joints >= 1 && p.width >= 1 && p.heads >= 1 && p.hidden >= 1, "IKGAT sizes must be positive");
   require(p.width % p.heads == 0, "heads must divide width");
+  require(p.features >= 1, "the embedding needs at least one input feature");
+  require(!p.from_positions || p.features == 6, "position inputs give 6 features a joint");
   IkgatWeights w;
   const int J = p.joints, W = p.width, H = p.heads, E = p.hidden;
   w.joints = J;
   w.width = W;
   w.heads = H;
   w.hidden = E;
+  w.from_positions = p.from_positions;
+  const int F = w.features = p.features;
   const int Wp = w.width_pad = padded(W);
   const int Ep = w.hidden_pad = padded(E);
 
@@ -87,12 +91,12 @@ IkgatWeights make_ikgat_weights(const IkgatParams& p) {
       }
   }
 
-  w.embed_weight.assign(static_cast<size_t>(J) * 6 * Wp, 0.0f);
+  w.embed_weight.assign(static_cast<size_t>(J) * F * Wp, 0.0f);
   w.embed_bias.assign(static_cast<size_t>(J) * Wp, 0.0f);
   for (int j = 0; j < J; ++j) {
-    for (int c = 0; c < 6; ++c)
+    for (int c = 0; c < F; ++c)
       for (int o = 0; o < W; ++o)
-        w.embed_weight[(static_cast<size_t>(j) * 6 + c) * Wp + o] = p.embed_weight[(static_cast<size_t>(j) * 6 + c) * W + o];
+        w.embed_weight[(static_cast<size_t>(j) * F + c) * Wp + o] = p.embed_weight[(static_cast<size_t>(j) * F + c) * W + o];
     for (int o = 0; o < W; ++o) w.embed_bias[static_cast<size_t>(j) * Wp + o] = p.embed_bias[static_cast<size_t>(j) * W + o];
   }
 
@@ -153,7 +157,7 @@ int64_t ikgat_flops_per_frame(const IkgatWeights& w) {
                         + 2 * 2 * pairs * W  // scores and weighted values, all heads
                         + 2 * J * W * W      // out
                         + 2 * 2 * J * W * E;  // mlp
-  return 2 * J * 6 * W + block * static_cast<int64_t>(w.blocks.size()) + 2 * J * W * 6;
+  return 2 * J * w.features * W + block * static_cast<int64_t>(w.blocks.size()) + 2 * J * W * 6;
 }
 
 }  // namespace fastkin

@@ -38,7 +38,12 @@ struct IkgatParams {
   const int32_t* parents = nullptr;   // (J,), roots point to themselves
   const uint8_t* has_bone = nullptr;  // (J,), 0 or 1
   const uint8_t* blocked = nullptr;   // (J, J), 1 where attention is masked
-  const float* embed_weight = nullptr;  // (J, 6, W)
+  // The tokens' inputs: the 6 position features IKGAT computes itself
+  // (root-relative position and offset from the parent, over the mean bone
+  // length), or `features` values per joint that the caller gives.
+  bool from_positions = true;
+  int features = 6;                     // F (6 when from_positions)
+  const float* embed_weight = nullptr;  // (J, F, W)
   const float* embed_bias = nullptr;    // (J, W)
   std::vector<IkgatBlockParams> blocks;
   const float* norm_weight = nullptr;  // (W,)
@@ -87,6 +92,8 @@ constexpr int kIkgatPad = 16;
 struct IkgatWeights {
   int joints = 0, width = 0, heads = 0, hidden = 0;
   int width_pad = 0, hidden_pad = 0;  // W and E rounded up to kIkgatPad
+  bool from_positions = true;         // see IkgatParams
+  int features = 6;                   // F
   std::vector<int32_t> parents;     // roots point to themselves
   std::vector<uint8_t> has_bone;
   std::vector<int32_t> neighbour_start;  // (J + 1,): joint i attends to neighbour_index[start[i] : start[i+1]]
@@ -102,7 +109,7 @@ struct IkgatWeights {
   std::vector<int32_t> query_offset;
   std::vector<int32_t> key_offset;
   std::vector<int32_t> column_head;  // (W,): c / (W / H), the head of feature column c
-  AlignedFloats embed_weight;  // (J, 6, Wp)
+  AlignedFloats embed_weight;  // (J, F, Wp)
   AlignedFloats embed_bias;    // (J, Wp)
   std::vector<IkgatBlock> blocks;
   AlignedFloats head_weight;   // (J, Wp, detail::kIkgatHeadColumns), the final LayerNorm folded in; columns >= 6 zero
@@ -116,9 +123,11 @@ IkgatWeights make_ikgat_weights(const IkgatParams& params);
 // FLOPs (multiply and add counted apart) of the forward pass for one frame.
 int64_t ikgat_flops_per_frame(const IkgatWeights& weights);
 
-// positions (B, J, 3) -> out (B, J, 3, 3), both C-contiguous float32; the
-// matrices' columns are the bone frame's axes. Large batches are spread over
-// the thread pool. Positions must be finite (not checked here).
-void ikgat_forward(const IkgatWeights& weights, const float* positions, int64_t batch, float* out);
+// inputs -> out (B, J, 3, 3), both C-contiguous float32: inputs are
+// positions (B, J, 3) when weights.from_positions, else features (B, J, F).
+// The matrices' columns are the bone frame's axes (6D head, Gram-Schmidt).
+// Large batches are spread over the thread pool. Inputs must be finite (not
+// checked here).
+void ikgat_forward(const IkgatWeights& weights, const float* inputs, int64_t batch, float* out);
 
 }  // namespace fastkin

@@ -1,8 +1,9 @@
-"""PoseToRotation's forward pass in numpy for one skeleton and reference:
-everything that depends only on them (rest and reference poses, tree
-biases, masks, the fixed features) is computed once, the geometric estimate
-comes from the compiled analytic IK, and what is left is a few small matrix
-products per layer. This is what ``predict`` runs when no gradient is
+"""PoseToRotation's forward pass without torch for one skeleton and
+reference: everything that depends only on them (rest and reference poses,
+tree biases, masks, the fixed features) is computed once, the geometric
+estimate comes from the compiled analytic IK, and the transformer runs in
+the compiled kernel IK-GAT uses (its tokens' inputs given, its attention
+masks as pair biases). This is what ``predict`` runs when no gradient is
 wanted; it matches the torch forward pass (tested)."""
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from .. import _core
 from ..ik import analytic
 from ..kinematics import fk_batch
-from ..rotations import matrix_to_quat, matrix_to_rot6d, rot6d_to_matrix
+from ..rotations import matrix_to_quat, matrix_to_rot6d
 from ..skeleton import Skeleton
 
 __all__ = ["PreparedPoseToRotation"]
 
 
 class PreparedPoseToRotation:
-    """A frozen numpy copy of a :class:`PoseToRotation` for one skeleton and
-    one reference pose. Later changes to the model are not seen.
+    """A frozen, compiled copy of a :class:`PoseToRotation` for one skeleton
+    and one reference pose (float32 network, float64 geometry). Later
+    changes to the model are not seen.
 
     Example:
         >>> import fastkin
@@ -36,7 +39,7 @@ class PreparedPoseToRotation:
     def __init__(self, model: Any, skeleton: Skeleton, reference: np.ndarray, reference_root: Any = None) -> None:
         import torch
 
-        from .pose_to_rotation import _CHAIN_TYPES, _posed, joint_inputs
+        from .pose_to_rotation import _posed, joint_inputs
 
         self.skeleton = skeleton
         j = skeleton.num_joints
@@ -51,8 +54,9 @@ class PreparedPoseToRotation:
         graph = model._graph(skeleton)
         rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), cpu)[1]
         # The features that do not depend on the pose: any pose gives them.
-        features, hops, types, _ = joint_inputs(graph, self.parents, rest_positions, reference_positions,
-                                                reference_positions[None])
+        features, hops, types, _ = joint_inputs(
+            graph, self.parents, rest_positions, reference_positions, reference_positions[None]
+        )
         self.fixed = features[0, :, :15].double().numpy()
         self.tree_root = graph.tree_root
         self.parent_or_self = np.where(self.parents >= 0, self.parents, np.arange(j))
@@ -60,21 +64,12 @@ class PreparedPoseToRotation:
         lengths = np.linalg.norm(rest - rest[self.parent_or_self], axis=-1)
         bones = lengths > 0
         self.length_scale = max(float(lengths[bones].mean()) if bones.any() else 1.0, 1e-12)
-        # float32 like the torch model; weights stored transposed for x @ W.
-        state = {k: (v.detach().float().numpy().T.copy() if k.endswith(".weight") and v.ndim == 2 and "bias" not in k
-                     else v.detach().float().numpy()) for k, v in model.state_dict().items()}
-        self.heads = model.config["heads"]
-        chain = np.isin(types[0].numpy(), _CHAIN_TYPES)
-        self.blocks = []
-        for index in range(model.config["layers"]):
-            key = f"blocks.{index}."
-            bias = (state[key + "hop_bias.weight"][hops[0].numpy()] + state[key + "type_bias.weight"][types[0].numpy()])
-            allowed = chain if index % 2 == 0 else np.ones_like(chain)
-            bias = np.where(allowed[..., None], bias, -np.inf).transpose(2, 0, 1).astype(np.float32)  # (H, J, J)
-            self.blocks.append({name: state[key + name] for name in (
-                "norm1.weight", "norm1.bias", "qkv.weight", "qkv.bias", "out.weight", "out.bias", "norm2.weight",
-                "norm2.bias", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")} | {"bias": bias})
-        self.state = state
+        self.network = _core.IKGATInference(
+            _kernel_weights(model, self.fixed, hops[0].numpy(), types[0].numpy(), self.parents),
+            model.config["heads"],
+            model.config["layers"],
+            from_positions=False,
+        )
 
     def __call__(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(B, J, 3)`` finite float positions -> ``(rotations (B, J, 4) xyzw
@@ -84,36 +79,52 @@ class PreparedPoseToRotation:
         estimate_world = np.asarray(fk_batch(self.reference_skeleton, local)[0])
         estimate = estimate_world @ self.reference_world.transpose(0, 2, 1)  # R_j = W_j W_ref_jᵀ
         s = self.length_scale
-        current = np.concatenate([(positions - positions[:, self.tree_root]) / s,
-                                  (positions - positions[:, self.parent_or_self]) / s], -1)
-        six = matrix_to_rot6d(estimate)
-        b = len(positions)
-        x = np.concatenate([np.broadcast_to(self.fixed, (b, *self.fixed.shape)), current, six], -1)
-        x = x.astype(np.float32) @ self.state["embed.weight"] + self.state["embed.bias"]
-        for block in self.blocks:
-            x = x + self._attention(_layer_norm(x, block["norm1.weight"], block["norm1.bias"]), block)
-            h = _layer_norm(x, block["norm2.weight"], block["norm2.bias"]) @ block["mlp.0.weight"] + block["mlp.0.bias"]
-            h = h / (1.0 + np.exp(-h))  # SiLU
-            x = x + h @ block["mlp.2.weight"] + block["mlp.2.bias"]
-        r6 = _layer_norm(x, self.state["norm.weight"], self.state["norm.bias"]) @ self.state["head.weight"]
-        world = rot6d_to_matrix((r6 + self.state["head.bias"]).astype(np.float64)) @ estimate @ self.reference_world
+        features = np.concatenate(
+            [
+                (positions - positions[:, self.tree_root]) / s,
+                (positions - positions[:, self.parent_or_self]) / s,
+                matrix_to_rot6d(estimate),
+            ],
+            -1,
+        ).astype(np.float32)
+        correction = np.empty((len(positions), self.skeleton.num_joints, 3, 3), np.float32)
+        self.network.forward(features, correction)
+        world = correction.astype(np.float64) @ estimate_world  # R Rest W_ref = R W_est
         parent_world = world[:, self.parent_or_self]
         local = np.where((self.parents >= 0)[None, :, None, None], parent_world.transpose(0, 1, 3, 2) @ world, world)
         root = positions[:, self.first_root] - self.skeleton.offsets[self.first_root]
         return matrix_to_quat(np.ascontiguousarray(local)), root
 
-    def _attention(self, h: np.ndarray, block: dict) -> np.ndarray:
-        b, j, w = h.shape
-        qkv = (h @ block["qkv.weight"] + block["qkv.bias"]).reshape(b, j, 3, self.heads, w // self.heads)
-        q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (B, H, J, D)
-        scores = q @ (k.transpose(0, 1, 3, 2) * np.float32(1.0 / np.sqrt(w // self.heads))) + block["bias"]
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        attended = (scores @ v) / scores.sum(-1, keepdims=True)
-        return attended.transpose(0, 2, 1, 3).reshape(b, j, w) @ block["out.weight"] + block["out.bias"]
 
+def _kernel_weights(model: Any, fixed: np.ndarray, hops: np.ndarray, types: np.ndarray, parents: np.ndarray) -> dict:
+    """The model's tensors for one skeleton in the layout of the compiled
+    transformer (``_core.IKGATInference`` with given token features): the
+    fixed features' share of the embedding becomes a per-joint bias, the
+    shared embedding and head are repeated per joint, and each layer's tree
+    biases become a pair bias, -1e30 where its mask (chain or whole body)
+    forbids attention."""
+    from .pose_to_rotation import _CHAIN_TYPES
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    width = x.shape[-1]
-    centred = x - np.add.reduce(x, -1, keepdims=True) * np.float32(1.0 / width)
-    variance = np.einsum("...i,...i->...", centred, centred)[..., None] * np.float32(1.0 / width)
-    return centred * (weight / np.sqrt(variance + np.float32(1e-5))) + bias
+    state = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+    j = len(parents)
+    embed = state["embed.weight"]  # (width, 27): the first 15 inputs are fixed per joint
+    weights = {
+        "embed_weight": np.broadcast_to(embed[:, 15:].T, (j, *embed[:, 15:].T.shape)),
+        "embed_bias": fixed @ embed[:, :15].T + state["embed.bias"],
+        "head_weight": np.broadcast_to(state["head.weight"].T, (j, *state["head.weight"].T.shape)),
+        "head_bias": np.broadcast_to(state["head.bias"], (j, 6)),
+        "norm.weight": state["norm.weight"],
+        "norm.bias": state["norm.bias"],
+    }
+    chain = np.isin(types, _CHAIN_TYPES)
+    for index in range(model.config["layers"]):
+        key = f"blocks.{index}."
+        weights.update({k: v for k, v in state.items() if k.startswith(key) and "_bias." not in k})
+        bias = state[key + "hop_bias.weight"][hops] + state[key + "type_bias.weight"][types]  # (J, J, H)
+        allowed = (chain if index % 2 == 0 else np.ones_like(chain)) | np.eye(j, dtype=bool)
+        weights[key + "pair_bias"] = np.where(allowed[..., None], bias, -1e30).transpose(2, 0, 1)
+    weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+    weights["parents"] = np.where(parents >= 0, parents, np.arange(j)).astype(np.int32)
+    weights["has_bone"] = np.ones(j, dtype=bool)  # unused: the features are given
+    weights["blocked"] = np.zeros((j, j), dtype=bool)  # the masks are in the pair biases
+    return weights

@@ -198,7 +198,7 @@ class PoseToRotation(nn.Module):
         if p.ndim < 2 or tuple(p.shape[-2:]) != (j, 3):
             raise ValueError(f"positions must have shape (..., {j}, 3) for this {j}-joint skeleton, "
                              f"got {tuple(p.shape)}")
-        if not bool(torch.isfinite(p).all()):
+        if not (bool(torch.isfinite(p).all()) if torch_in else bool(np.isfinite(positions).all())):
             raise ValueError("positions must be finite (they hold NaN or infinity)")
         batch = tuple(p.shape[:-2])
         device = self.head.weight.device
