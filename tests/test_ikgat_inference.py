@@ -297,3 +297,26 @@ def test_bad_weights_are_errors():
 def test_docstring_example():
     result = doctest.testmod(fast_inference, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_given_features_embed_like_a_linear_map_and_are_checked():
+    """from_positions=False: the tokens' F inputs come from the caller
+    (PoseToRotation's path). With the position features given as such, the
+    result is the positions path's; bad shapes and NaN are named errors."""
+    model = perturbed(IKGAT(small_skeletons()["tree"], width=16, layers=2, heads=2), seed=3)
+    positions = random_positions(model.skeleton, 5, seed=5)
+    with torch.no_grad():
+        features = model.features(torch.from_numpy(positions)).numpy()
+    given = _core.IKGATInference(raw_weights(model), 2, 2, from_positions=False)
+    got = np.empty((5, 8, 3, 3), np.float32)
+    given.forward(np.ascontiguousarray(features), got)
+    np.testing.assert_allclose(got, CompiledIKGAT(model).bone_rotations(positions), atol=1e-5)
+    with pytest.raises(ValueError, match=r"features must have shape \(B, 8, 6\)"):
+        given.forward(positions, got)
+    features[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="features must be finite"):
+        given.forward(features, got)
+    wider = raw_weights(model) | {"embed_weight": np.zeros((8, 12, 16), np.float32)}
+    with pytest.raises(ValueError, match=r"embed_weight'\] must have shape \(J, 6, W\)"):
+        _core.IKGATInference(wider, 2, 2)
+    assert _core.IKGATInference(wider, 2, 2, from_positions=False).flops_per_frame > given.flops_per_frame
