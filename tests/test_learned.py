@@ -373,16 +373,23 @@ def test_benchmark_writes_its_report_and_plots(walk, tmp_path):
     except ImportError:
         plots = False
     model = IKGAT(fastkin.data.default_motion("cmu_01_01").skeleton, width=8, layers=1)
-    result = learned.run_benchmark(tmp_path, model=model, step=64, speed_batch=64, plots=plots, progress=False)
+    any_skeleton = learned.PoseToRotation(width=8, layers=2, heads=2)
+    result = learned.run_benchmark(
+        tmp_path, model=model, p2r_model=any_skeleton, step=64, speed_batch=64, plots=plots, progress=False
+    )
     report = (tmp_path / "report.md").read_text()
     for method in ("learned", "learned + refine", "analytic", "solve (rest)", "solve (random)"):
         for noise in ("0.0%", "0.5%", "1.0%", "2.0%"):
             assert f"| {noise} | {method} |" in report
     assert len(result["speed"]) == 4 and all(s["batch1_fps"] > 0 for s in result["speed"])
+    # The any-skeleton section: every Fox animation, four methods each.
+    assert [c["clip"] for c in result["p2r"]["clips"]] == ["Fox:Survey", "Fox:Walk", "Fox:Run"]
+    for clip in result["p2r"]["clips"]:
+        assert f"| {clip['clip']} | {clip['frames']} | {clip['learned']:.2f} |" in report
+    assert result["p2r"]["speed"]["batch1_fps"] > 0
     if plots:
-        assert all(
-            (tmp_path / f).stat().st_size > 0 for f in ("error_per_joint.png", "error_vs_noise.png", "speed.png")
-        )
+        figures = ("error_per_joint.png", "error_vs_noise.png", "speed.png", "p2r_fox.png")
+        assert all((tmp_path / f).stat().st_size > 0 for f in figures)
 
 
 def test_twist_error_separates_twist_from_swing(walk):

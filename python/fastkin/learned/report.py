@@ -16,6 +16,7 @@ from ..motion import Motion
 from ..rotations import axis_angle_to_quat
 from .augment import height
 from .evaluate import leaves, rotation_errors, twist_errors
+from .p2r_report import p2r_section
 
 __all__ = ["run_benchmark", "NOISE_LEVELS"]
 
@@ -25,11 +26,15 @@ MM_PER_CMU_UNIT = 56.444
 Method = Callable[[np.ndarray], tuple]
 
 
-def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, motions: tuple = MOTIONS, step: int = 4,
-                  speed_batch: int = 4096, plots: bool = True, progress: bool = True) -> dict:
+def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, p2r_model: Any = None,
+                  motions: tuple = MOTIONS, step: int = 4, speed_batch: int = 4096, plots: bool = True,
+                  progress: bool = True) -> dict:
     """Compares learned IK (alone and refined), analytic IK and iterative IK
     (from the rest pose and from a random pose) on bundled CMU motions that
-    the pretrained model never saw, at every ``step``-th frame.
+    the pretrained model never saw, at every ``step``-th frame; then the
+    any-skeleton :class:`PoseToRotation` (``p2r_model``, default the shipped
+    ``p2r-any``) on the bundled Fox, which it never saw
+    (:func:`fastkin.learned.p2r_report.p2r_section`).
 
     Writes ``out/report.md`` (and, with ``plots``, PNG figures: error per
     joint, error against input noise, speed); with ``progress``, shows
@@ -39,11 +44,12 @@ def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, moti
     Example (an untrained model, few frames, to show the call):
         >>> import tempfile, fastkin
         >>> from fastkin.learned import IKGAT, run_benchmark
+        >>> from fastkin.learned import PoseToRotation
         >>> model = IKGAT(fastkin.data.default_motion("cmu_01_01").skeleton, width=8, layers=1)
-        >>> result = run_benchmark(tempfile.mkdtemp(), model=model, step=128, speed_batch=16, plots=False,
-        ...                        progress=False)
+        >>> result = run_benchmark(tempfile.mkdtemp(), model=model, p2r_model=PoseToRotation(width=8, layers=2),
+        ...                        step=128, speed_batch=16, plots=False, progress=False)
         >>> sorted(result), sorted(result["summary"][0])
-        (['accuracy', 'speed', 'summary'], ['all', 'method', 'mpjpe_mm', 'noise', 'non_leaf', 'twist'])
+        (['accuracy', 'p2r', 'speed', 'summary'], ['all', 'method', 'mpjpe_mm', 'noise', 'non_leaf', 'twist'])
     """
     from .pretrained import load_pretrained
 
@@ -79,13 +85,14 @@ def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, moti
         print("\rfastkin bench: timing" + " " * 40, file=sys.stderr)
     speed = _speed(model, clips[-1][1], rng, speed_batch)
     summary = _summary(accuracy)
-    text = _report(summary, accuracy, speed, model, clips)
+    p2r_lines, p2r = p2r_section(out, model=p2r_model, speed_batch=speed_batch, plots=plots, progress=progress)
+    text = _report(summary, accuracy, speed, model, clips) + "\n".join(p2r_lines) + "\n"
     if progress:
         print(text)
     (out / "report.md").write_text(text)
     if plots:
         _plots(out, per_joint, summary, speed, clips[0][1].skeleton)
-    return {"summary": summary, "accuracy": accuracy, "speed": speed}
+    return {"summary": summary, "accuracy": accuracy, "speed": speed, "p2r": p2r}
 
 
 def _methods(model: Any, skeleton: Any, rng: np.random.Generator, frames: int) -> dict[str, Method]:

@@ -1,0 +1,138 @@
+"""The PoseToRotation section of ``fastkin bench``: the shipped any-skeleton
+model on the bundled Fox (a quadruped it never saw), against analytic IK
+given the same reference pair, with and without the reference, and its
+speed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import data as bundled
+
+__all__ = ["p2r_section"]
+
+ASSET = "Fox.glb"  # bundled; left out of the shipped p2r-any model's training
+METHODS = {
+    "learned": "PoseToRotation, reference pair (the clip's first frame)",
+    "learned_no_reference": "PoseToRotation, rest pose as reference (ablation)",
+    "analytic": "`ik.analytic`, the same reference for twist",
+    "analytic_no_reference": "`ik.analytic` from the rest pose",
+}
+
+
+def p2r_section(out: Any, *, model: Any = None, speed_batch: int = 4096, plots: bool = True,
+                progress: bool = True) -> tuple[list[str], dict]:
+    """Evaluates ``model`` (default: the shipped ``p2r-any``) on every
+    animation of the bundled Fox and times it. Returns the report's lines
+    and the measurements; with ``plots``, writes ``out/p2r_fox.png``.
+
+    Example (an untrained model, to show the call):
+        >>> import tempfile
+        >>> from fastkin.learned import PoseToRotation
+        >>> from fastkin.learned.p2r_report import p2r_section
+        >>> lines, result = p2r_section(tempfile.mkdtemp(), model=PoseToRotation(width=16, layers=2),
+        ...                             speed_batch=8, plots=False, progress=False)
+        >>> sorted(result), [c["clip"] for c in result["clips"]]
+        (['clips', 'mean', 'speed'], ['Fox:Survey', 'Fox:Walk', 'Fox:Run'])
+    """
+    from .p2r_data import load_clips
+    from .p2r_train import evaluate_p2r
+    from .pretrained import load_pretrained
+
+    model = model or load_pretrained("p2r-any")
+    if progress:
+        print(f"fastkin bench: PoseToRotation on {ASSET}", file=sys.stderr, flush=True)
+    clips = load_clips([bundled.path(ASSET)])
+    scores = [{"clip": clip.name, **evaluate_p2r(model, clip)} for clip in clips]
+    frames = np.array([s["frames"] for s in scores], float)
+    mean = {m: float(np.average([s[m] for s in scores], weights=frames)) for m in METHODS}
+    speed = _speed(model, clips[0], speed_batch)
+    result = {"clips": scores, "mean": mean, "speed": speed}
+    if plots:
+        _plot(Path(out), scores)
+    return _lines(model, clips, result), result
+
+
+def _speed(model: Any, clip: Any, size: int) -> dict:
+    """Frames per second of ``predict`` with the reference pair: single
+    frames on one thread, and ``size`` frames at once on two."""
+    import torch
+
+    from .. import get_num_threads, set_num_threads
+    from .report import _best_time
+
+    positions = clip.positions
+    big = np.concatenate([positions] * (size // len(positions) + 1))[:size]
+    reference = clip.rotations[0]
+    threads, torch_threads = get_num_threads(), torch.get_num_threads()
+    try:
+        set_num_threads(1)
+        torch.set_num_threads(1)
+        calls = min(64, len(positions))
+        single = _best_time(lambda: [model.predict(clip.skeleton, positions[i : i + 1], reference=reference)
+                                     for i in range(calls)], repeats=7) / calls
+        set_num_threads(2)
+        torch.set_num_threads(2)
+        batch = _best_time(lambda: model.predict(clip.skeleton, big, reference=reference), repeats=2) / len(big)
+    finally:
+        set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
+    return {"joints": clip.skeleton.num_joints, "batch1_fps": 1.0 / single, "batch_fps": 1.0 / batch,
+            "batch": len(big)}
+
+
+def _lines(model: Any, clips: list, result: dict) -> list[str]:
+    mean, speed = result["mean"], result["speed"]
+    lines = [
+        "",
+        "## Any skeleton: PoseToRotation on an asset it never saw",
+        "",
+        f"Model: `p2r-any`, {model.num_parameters():,} parameters ({model.config}); trained without the Fox "
+        "(see docs/pose_to_rotation.md). Asset: the bundled Fox, a quadruped with "
+        f"{clips[0].skeleton.num_joints} joints, all {len(clips)} of its animations at 30 fps. The reference pair "
+        "is each clip's first frame. Error: mean geodesic angle to the true local rotations over frames and joints.",
+        "",
+        "| clip | frames | " + " | ".join(METHODS) + " |",
+        "|---|---|" + "---|" * len(METHODS),
+    ]
+    for s in result["clips"]:
+        lines.append(f"| {s['clip']} | {s['frames']} | " + " | ".join(f"{s[m]:.2f}" for m in METHODS) + " |")
+    lines.append("| all (frame-weighted) | | " + " | ".join(f"{mean[m]:.2f}" for m in METHODS) + " |")
+    lines += ["", "Columns: " + "; ".join(f"{k}: {v}" for k, v in METHODS.items()) + ".", ""]
+    ratio = mean["learned"] / mean["analytic"]
+    checks = [
+        (f"learned: {mean['learned']:.2f}° (target <= 10°)", mean["learned"] <= 10.0),
+        (f"learned / analytic with the same reference: {ratio:.2f} (target <= 0.6)", ratio <= 0.6),
+        (f"batch 1, one thread, {speed['joints']} joints: {speed['batch1_fps']:,.0f} frames/s (target >= 1,000)",
+         speed["batch1_fps"] >= 1000),
+    ]
+    lines += ["Targets (issue 7):", ""] + [f"- [{'x' if ok else ' '}] {text}" for text, ok in checks]
+    lines += ["", f"The reference pair changes the error by {mean['learned'] - mean['learned_no_reference']:+.2f}° "
+              f"(against the rest pose as reference). Batch {speed['batch']:,} on two threads: "
+              f"{speed['batch_fps']:,.0f} frames/s."]
+    return lines
+
+
+def _plot(out: Path, scores: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(scores))
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        axes.bar(x + k * width, [s[method] for s in scores], width, label=method)
+    axes.set_xticks(x + 0.4 - width / 2, [s["clip"] for s in scores])
+    axes.set_ylabel("mean geodesic error (°)")
+    axes.set_title("Fox (never trained on): local rotation error")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "p2r_fox.png", dpi=120)
+    plt.close(figure)
