@@ -385,7 +385,9 @@ def test_benchmark_writes_its_report_and_plots(walk, tmp_path):
     # The any-skeleton section: every Fox animation, four methods each.
     assert [c["clip"] for c in result["p2r"]["clips"]] == ["Fox:Survey", "Fox:Walk", "Fox:Run"]
     for clip in result["p2r"]["clips"]:
-        assert f"| {clip['clip']} | {clip['frames']} | {clip['learned']:.2f} |" in report
+        assert (
+            f"| {clip['clip']} | {clip['frames']} | {clip['learned']:.2f} / {clip['learned/non_leaf']:.2f} |" in report
+        )
     assert result["p2r"]["speed"]["batch1_fps"] > 0
     if plots:
         figures = ("error_per_joint.png", "error_vs_noise.png", "speed.png", "p2r_fox.png")

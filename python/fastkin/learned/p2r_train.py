@@ -17,7 +17,7 @@ import torch
 from ..ik import analytic
 from ..rotations import geodesic_angle, matrix_to_quat
 from .checkpoint import save_model, write_atomically
-from .evaluate import rotation_errors
+from .evaluate import leaves, rotation_errors
 from .p2r_data import Clip, load_clips, p2r_batch, procedural_clip
 from .pose_to_rotation import PoseToRotation, _world_to_local, joint_inputs
 from .train import _learning_rate, _plain
@@ -54,17 +54,19 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
     frame of ``clip``: the model with the reference pair (the clip's frame
     ``reference_frame``) and without it (rest pose as reference), and
     :func:`fastkin.ik.analytic` with the same reference for twist and
-    without.
+    without; each over all joints and (``name/non_leaf``) over the joints
+    with children, whose rotations the positions show.
 
     Example:
         >>> import fastkin
         >>> from fastkin.learned import Clip, PoseToRotation, evaluate_p2r
         >>> clip = Clip.of("walk", fastkin.data.default_motion()[:20])
-        >>> sorted(evaluate_p2r(PoseToRotation(width=16, layers=2), clip))
-        ['analytic', 'analytic_no_reference', 'frames', 'learned', 'learned_no_reference']
+        >>> sorted(evaluate_p2r(PoseToRotation(width=16, layers=2), clip))[:5]
+        ['analytic', 'analytic/non_leaf', 'analytic_no_reference', 'analytic_no_reference/non_leaf', 'frames']
     """
     frames = np.arange(0, len(clip), step)
     skeleton = clip.skeleton
+    moving = ~leaves(skeleton)  # joints with children: positions show their rotation
     truth = clip.rotations[frames]
     positions = torch.as_tensor(clip.positions[frames])
     graph = model._graph(skeleton)
@@ -79,10 +81,12 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
         with torch.no_grad():
             delta = model(*joint_inputs(graph, parents, rest, reference_positions, positions))
             local = _world_to_local(torch.tensor(parents), delta @ reference_world)
-        result[name] = float(rotation_errors(matrix_to_quat(local.double().numpy()), truth).mean())
+        errors = rotation_errors(matrix_to_quat(local.double().numpy()), truth)
+        result[name], result[name + "/non_leaf"] = float(errors.mean()), float(errors[:, moving].mean())
     for name, reference in (("analytic", clip.rotations[reference_frame]), ("analytic_no_reference", None)):
         rotations, _ = analytic(skeleton, clip.positions[frames].astype(np.float64), reference=reference)
-        result[name] = float(rotation_errors(rotations, truth).mean())
+        errors = rotation_errors(rotations, truth)
+        result[name], result[name + "/non_leaf"] = float(errors.mean()), float(errors[:, moving].mean())
     return result
 
 
