@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 import fastkin
 from fastkin.learned import (
     EDGE_TYPES,
+    Clip,
     PoseToRotation,
     SkeletonGraph,
     load_clips,
@@ -25,6 +26,7 @@ from fastkin.learned import (
     rotation_errors,
     swing_estimate,
 )
+from fastkin.learned.pose_to_rotation import correction_kinds, twist_part
 
 RNG = np.random.default_rng(7)
 
@@ -261,7 +263,7 @@ def test_augmented_batches_stay_rigid(use_reference):
         rows = slice(4 * item, 4 * item + 4)
         parent = (types[4 * item] == 1).float().argmax(-1)
         has_parent = (types[4 * item] == 1).any(-1) & valid[4 * item]
-        bones = features[rows, :, 18:21]  # current bone vectors (scaled like the reference's)
+        bones = features[rows, :, 21:24]  # current bone vectors (scaled like the reference's)
         local = (batch.frames[rows][:, parent].transpose(-1, -2) @ bones[..., None])[..., 0]
         reference_bones = features[4 * item, :, 9:12]
         reference_local = (batch.reference_frames[4 * item][parent].transpose(-1, -2) @ reference_bones[..., None])[
@@ -360,3 +362,60 @@ def test_load_clips_skips_unreadable_files_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"skipping .*broken\.bvh: .*truncated"):
         clips = load_clips([tmp_path])
     assert [c.name for c in clips] == ["walk"]
+
+
+def test_twist_part_is_the_swing_twist_split():
+    """Against the quaternion definition through scipy: the twist keeps the
+    quaternion's part along the axis, (v·a a, w), normalised."""
+    rng = np.random.default_rng(21)
+    rotations = Rotation.random(200, random_state=21)
+    axes = rng.normal(size=(200, 3))
+    axes /= np.linalg.norm(axes, axis=-1, keepdims=True)
+    q = rotations.as_quat()  # xyzw
+    along = np.sum(q[:, :3] * axes, -1, keepdims=True) * axes
+    expected = Rotation.from_quat(np.concatenate([along, q[:, 3:]], -1)).as_matrix()
+    got = twist_part(rotations.as_matrix(), axes)
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+    torch_got = twist_part(torch.as_tensor(rotations.as_matrix()), torch.as_tensor(axes))
+    np.testing.assert_allclose(torch_got.numpy(), expected, atol=1e-9)
+    # A zero axis (joints that take no twist) gives the identity, not a NaN.
+    np.testing.assert_array_equal(
+        twist_part(rotations.as_matrix()[:3], np.zeros((3, 3))), np.broadcast_to(np.eye(3), (3, 3, 3))
+    )
+
+
+@pytest.mark.parametrize("path", ["torch", "compiled"])
+def test_corrections_never_move_a_bone_positions_fix(path):
+    """Whatever the weights, a joint aimed by one bone (or bones along one
+    line) turns only about it, so every such bone points exactly at its
+    child; a joint aimed by bones in several directions keeps the estimate's
+    world rotation. Real motion and a generated tree (which has the latter)."""
+    rng = np.random.default_rng(5)
+    walk = fastkin.data.default_motion()[::40]
+    clips = [Clip.of("walk", walk)] + [procedural_clip(np.random.default_rng(s), frames=12) for s in range(3)]
+    model = randomised(PoseToRotation(width=16, layers=2, heads=2), rng)
+    untrained = PoseToRotation(width=16, layers=2, heads=2)
+    fixed_seen = 0
+    for clip in clips:
+        skeleton, truth, reference = clip.skeleton, clip.positions.astype(np.float64), clip.rotations[3]
+        if path == "torch":
+            with torch.enable_grad():
+                rotations = model.predict(skeleton, torch.as_tensor(truth), reference=reference)[0].detach().numpy()
+        else:
+            rotations = model.predict(skeleton, truth, reference=reference)[0]
+        world, positions = fastkin.fk_batch(
+            skeleton, rotations, truth[:, skeleton.roots[0]] - skeleton.offsets[skeleton.roots[0]]
+        )
+        kind, end = correction_kinds(skeleton.parents, fastkin.fk_batch(skeleton, reference)[1])
+        for j in np.flatnonzero(kind == 1):
+            got = positions[:, end[j]] - positions[:, j]
+            want = truth[:, end[j]] - truth[:, j]
+            cosine = np.sum(got * want, -1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+            assert (cosine > 1 - 1e-9).all(), (clip.name, j)
+        estimate = fastkin.fk_batch(skeleton, untrained.predict(skeleton, truth, reference=reference)[0])[0]
+        fixed = kind == 2
+        np.testing.assert_allclose(world[:, fixed], estimate[:, fixed], atol=1e-5)
+        fixed_seen += int(fixed.sum())
+        # The network does change the other joints.
+        assert rotation_errors(rotations, untrained.predict(skeleton, truth, reference=reference)[0]).max() > 1.0
+    assert fixed_seen > 0

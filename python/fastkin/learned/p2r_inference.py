@@ -39,7 +39,7 @@ class PreparedPoseToRotation:
     def __init__(self, model: Any, skeleton: Skeleton, reference: np.ndarray, reference_root: Any = None) -> None:
         import torch
 
-        from .pose_to_rotation import _posed, joint_inputs
+        from .pose_to_rotation import _FIXED, _TWIST, _posed, correction_kinds, joint_inputs
 
         self.skeleton = skeleton
         j = skeleton.num_joints
@@ -57,7 +57,9 @@ class PreparedPoseToRotation:
         features, hops, types, _ = joint_inputs(
             graph, self.parents, rest_positions, reference_positions, reference_positions[None]
         )
-        self.fixed = features[0, :, :15].double().numpy()
+        self.fixed = features[0, :, :_FIXED].double().numpy()
+        kind, self.aim_end = correction_kinds(self.parents, reference_positions.double().numpy())
+        self.twists = kind == _TWIST
         self.tree_root = graph.tree_root
         self.parent_or_self = np.where(self.parents >= 0, self.parents, np.arange(j))
         rest = rest_positions.double().numpy()
@@ -72,6 +74,8 @@ class PreparedPoseToRotation:
         )
 
     def __call__(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from .pose_to_rotation import _correction
+
         """``(B, J, 3)`` finite float positions -> ``(rotations (B, J, 4) xyzw
         float64, root_translation (B, 3))``."""
         positions = np.asarray(positions, dtype=np.float64)
@@ -79,17 +83,15 @@ class PreparedPoseToRotation:
         estimate_world = np.asarray(fk_batch(self.reference_skeleton, local)[0])
         estimate = estimate_world @ self.reference_world.transpose(0, 2, 1)  # R_j = W_j W_ref_jᵀ
         s = self.length_scale
-        features = np.concatenate(
-            [
-                (positions - positions[:, self.tree_root]) / s,
-                (positions - positions[:, self.parent_or_self]) / s,
-                matrix_to_rot6d(estimate),
-            ],
-            -1,
-        ).astype(np.float32)
-        correction = np.empty((len(positions), self.skeleton.num_joints, 3, 3), np.float32)
-        self.network.forward(features, correction)
-        world = correction.astype(np.float64) @ estimate_world  # R Rest W_ref = R W_est
+        aim = positions[:, self.aim_end] - positions
+        aim = np.where(self.twists[:, None], aim / np.maximum(np.linalg.norm(aim, axis=-1, keepdims=True), 1e-12), 0.0)
+        dynamic = [(positions - positions[:, self.tree_root]) / s, (positions - positions[:, self.parent_or_self]) / s,
+                   matrix_to_rot6d(estimate), aim]
+        rotation = np.empty((len(positions), self.skeleton.num_joints, 3, 3), np.float32)
+        self.network.forward(np.concatenate(dynamic, -1).astype(np.float32), rotation)
+        # _correction reads the kind and aim columns of the whole feature layout.
+        features = np.concatenate([np.broadcast_to(self.fixed, (len(positions), *self.fixed.shape)), *dynamic], -1)
+        world = _correction(rotation.astype(np.float64), features) @ estimate_world  # R Rest W_ref = R W_est
         parent_world = world[:, self.parent_or_self]
         local = np.where((self.parents >= 0)[None, :, None, None], parent_world.transpose(0, 1, 3, 2) @ world, world)
         root = positions[:, self.first_root] - self.skeleton.offsets[self.first_root]
@@ -103,14 +105,14 @@ def _kernel_weights(model: Any, fixed: np.ndarray, hops: np.ndarray, types: np.n
     shared embedding and head are repeated per joint, and each layer's tree
     biases become a pair bias, -1e30 where its mask (chain or whole body)
     forbids attention."""
-    from .pose_to_rotation import _CHAIN_TYPES
+    from .pose_to_rotation import _CHAIN_TYPES, _FIXED
 
     state = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     j = len(parents)
-    embed = state["embed.weight"]  # (width, 27): the first 15 inputs are fixed per joint
+    embed = state["embed.weight"]  # (width, features): the first _FIXED are fixed per joint
     weights = {
-        "embed_weight": np.broadcast_to(embed[:, 15:].T, (j, *embed[:, 15:].T.shape)),
-        "embed_bias": fixed @ embed[:, :15].T + state["embed.bias"],
+        "embed_weight": np.broadcast_to(embed[:, _FIXED:].T, (j, *embed[:, _FIXED:].T.shape)),
+        "embed_bias": fixed @ embed[:, :_FIXED].T + state["embed.bias"],
         "head_weight": np.broadcast_to(state["head.weight"].T, (j, *state["head.weight"].T.shape)),
         "head_bias": np.broadcast_to(state["head.bias"], (j, 6)),
         "norm.weight": state["norm.weight"],

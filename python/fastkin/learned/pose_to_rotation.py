@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._backend import is_torch
+from .._backend import is_torch, namespace
 from ..kinematics import fk_batch
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_to_matrix, rot6d_to_matrix
 from ..skeleton import Skeleton
@@ -36,10 +36,22 @@ EDGE_TYPES = ("self", "parent", "child", "ancestor", "descendant", "same tree", 
 # Local layers attend along a joint's kinematic chain: these types.
 _CHAIN_TYPES = (0, 1, 2, 3, 4)
 # Per-joint input features (all world-space, root-relative, over the rest
-# pose's mean bone length): rest, reference and current position and bone
-# vector (3 each), bone length at rest, root and leaf flags, then the 6D of
-# the geometric estimate (swing_estimate) the network corrects.
-_FEATURES = 27
+# pose's mean bone length). Fixed per skeleton and reference: rest and
+# reference position and bone vector (3 each), bone length at rest, root and
+# leaf flags, and the correction's kind (one-hot, see _correction). Per pose:
+# current position and bone vector, the 6D of the geometric estimate
+# (swing_estimate) the network corrects, and the unit direction of the bone
+# a twist turns about.
+_FIXED = 18
+_KIND = slice(15, 18)
+_ESTIMATE = slice(24, 30)
+_AIM = slice(30, 33)
+_FEATURES = 33
+# The correction a joint may get, by how many bones aim it (swing_estimate):
+# none -> any rotation (nothing in the positions fixes it); one -> a twist
+# about that bone only (its direction is exact); several -> none (they fix
+# the rotation).
+_FREE, _TWIST, _FIXED_KIND = 0, 1, 2
 
 
 class SkeletonGraph:
@@ -149,7 +161,7 @@ class PoseToRotation(nn.Module):
 
     def forward(self, features: torch.Tensor, hops: torch.Tensor, types: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
-        """``(B, J, 27)`` features, ``(B, J, J)`` hops and edge types and
+        """``(B, J, 33)`` features, ``(B, J, J)`` hops and edge types and
         ``(B, J)`` valid-joint mask (padding False) -> ``(B, J, 3, 3)`` world
         rotations from the reference pose to the current one. Use
         :meth:`predict` unless you build batches yourself."""
@@ -163,8 +175,8 @@ class PoseToRotation(nn.Module):
             allowed = pair_allowed & (chain if index % 2 == 0 else True)
             allowed = allowed | eye  # padding rows attend to themselves: no all-masked softmax
             x = block(x, hops, types, allowed)
-        estimate = rot6d_to_matrix(features[..., 21:27])
-        return rot6d_to_matrix(self.head(self.norm(x))) @ estimate
+        estimate = rot6d_to_matrix(features[..., _ESTIMATE])
+        return _correction(rot6d_to_matrix(self.head(self.norm(x))), features) @ estimate
 
     # -- numpy / torch front end ------------------------------------------------------------------
 
@@ -227,7 +239,7 @@ class PoseToRotation(nn.Module):
     def inputs(self, skeleton: Skeleton, positions: torch.Tensor,
                reference_positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The network inputs for ``(B, J, 3)`` positions of one skeleton
-        (its rest pose from ``skeleton``): ``features (B, J, 27)``, ``hops``,
+        (its rest pose from ``skeleton``): ``features (B, J, 33)``, ``hops``,
         ``types`` ``(B, J, J)`` and ``valid (B, J)`` (all True: one skeleton
         needs no padding)."""
         rest_positions = _posed(skeleton, skeleton.rest_rotations, np.zeros(3), positions.device)[1]
@@ -304,11 +316,14 @@ def joint_inputs(graph: SkeletonGraph, parents: np.ndarray, rest_positions: torc
 
     flags = torch.stack([torch.as_tensor(parents < 0, device=device),
                          torch.as_tensor(graph.is_leaf, device=device)], -1).to(torch.float32)
-    fixed = torch.cat([*relative(rest_positions), *relative(reference_positions), (lengths / scale)[:, None], flags],
-                      -1)
+    kind, aim_end = correction_kinds(parents, reference_positions.detach().cpu().numpy())
+    fixed = torch.cat([*relative(rest_positions), *relative(reference_positions), (lengths / scale)[:, None], flags,
+                       torch.eye(3, device=device)[torch.as_tensor(kind, device=device)]], -1)
     b = positions.shape[0]
     estimate = matrix_to_rot6d(swing_estimate(parents, reference_positions, positions))
-    features = torch.cat([fixed.expand(b, -1, -1), *relative(positions), estimate], -1)
+    aim = F.normalize(positions[:, torch.as_tensor(aim_end, device=device)] - positions, dim=-1)
+    aim = torch.where(torch.as_tensor(kind == _TWIST, device=device)[:, None], aim, 0.0)
+    features = torch.cat([fixed.expand(b, -1, -1), *relative(positions), estimate, aim], -1)
     hops = torch.as_tensor(graph.hops, device=device).expand(b, -1, -1)
     types = torch.as_tensor(graph.types, device=device).expand(b, -1, -1)
     valid = torch.ones(b, j, dtype=torch.bool, device=device)
@@ -381,6 +396,95 @@ def swing_estimate(parents: np.ndarray, reference_positions: torch.Tensor, posit
     return out
 
 
+def correction_kinds(parents: np.ndarray, reference_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per joint, the correction PoseToRotation may make to the estimate,
+    from the reference pose ``(J, 3)``: ``0`` any rotation (no bone aims the
+    joint, or one reaches past a zero-length child, whose own turn moves it),
+    ``1`` a twist about its bone (one bone, or several along one line), ``2``
+    none (bones in several directions fix it); and the joint the twist's bone
+    ends at (itself otherwise).
+
+    Example:
+        >>> import numpy as np
+        >>> from fastkin.learned.pose_to_rotation import correction_kinds
+        >>> kind, end = correction_kinds(np.array([-1, 0, 1, 0]), np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0],
+        ...                                                                  [0, 1, 0]]))
+        >>> kind.tolist(), end.tolist()
+        ([2, 1, 0, 0], [0, 2, 2, 3])
+    """
+    parents = np.asarray(parents)
+    reference = np.asarray(reference_positions, dtype=np.float64).reshape(-1, 3)
+    ends = _bone_ends(parents, reference)
+    kind = np.full(len(parents), _FREE, dtype=np.int64)
+    aim_end = np.arange(len(parents))
+    for k, e in enumerate(ends):
+        # A bone ending past a zero-length child turns with that child too:
+        # it fixes nothing exactly, so the joint stays free.
+        if len(e) == 0 or (parents[e] != k).any():
+            continue
+        bones = reference[e] - reference[k]
+        bones /= np.linalg.norm(bones, axis=-1, keepdims=True)
+        # Bones along one line (within ~10 degrees) leave the twist about it open.
+        collinear = np.linalg.norm(np.cross(bones[0], bones), axis=-1).max() < 0.17
+        kind[k] = _TWIST if collinear else _FIXED_KIND
+        aim_end[k] = e[0] if collinear else k
+    return kind, aim_end
+
+
+def _correction(rotation: Any, features: Any) -> Any:
+    """The network's rotation ``(..., J, 3, 3)`` cut down to what each joint
+    may get (the kind one-hot and aim direction in ``features``): all of it,
+    its twist about the aim direction alone, or the identity. numpy or torch."""
+    kind, aim = features[..., _KIND], features[..., _AIM]
+    twist = twist_part(rotation, aim)
+    eye = _eye_like(rotation)
+    free, turn = kind[..., _FREE][..., None, None] > 0.5, kind[..., _TWIST][..., None, None] > 0.5
+    xp = namespace(rotation)
+    return xp.where(free, rotation, xp.where(turn, twist, eye))
+
+
+def _eye_like(x: Any) -> Any:
+    if is_torch(x):
+        return torch.eye(3, dtype=x.dtype, device=x.device)
+    return np.eye(3, dtype=x.dtype)
+
+
+def twist_part(rotation: Any, axis: Any) -> Any:
+    """The twist of ``rotation (..., 3, 3)`` about unit ``axis (..., 3)`` in
+    the swing-twist split (rotation = swing · twist, the swing's axis
+    perpendicular to ``axis``), as a rotation matrix; numpy or torch. For a
+    quaternion (v, w) the twist angle is ``2 atan2(v·a, w)``, read here from
+    the matrix: ``w² = (tr + 1) / 4``, ``(v·a)² = (aᵀRa - (tr - 1) / 2) / 2``
+    and ``2 w (v·a) = vee(R - Rᵀ)·a / 2``. Identity where undefined (a half
+    turn about an axis across ``axis``) or where ``axis`` is zero.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastkin.rotations import axis_angle_to_matrix
+        >>> from fastkin.learned.pose_to_rotation import twist_part
+        >>> r = axis_angle_to_matrix(np.array([0.0, 0.0, 0.7])) @ axis_angle_to_matrix(np.array([0.3, 0.0, 0.0]))
+        >>> np.allclose(twist_part(r, np.array([1.0, 0.0, 0.0])), axis_angle_to_matrix(np.array([0.3, 0.0, 0.0])))
+        True
+    """
+    xp = namespace(rotation)
+    r, a = rotation, axis
+    trace = r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2]
+    vee = xp.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], -1)
+    along = xp.sum(a * xp.sum(r * a[..., None, :], -1), -1)  # aᵀ R a
+    cos2 = (trace + 1.0) / 4.0 - (along - (trace - 1.0) / 2.0) / 2.0  # w² - (v·a)², i.e. cos of the twist angle
+    sin2 = xp.sum(vee * a, -1) / 2.0  # 2 w (v·a), times the same norm
+    square = cos2 * cos2 + sin2 * sin2
+    ok = (square > 1e-24) & (xp.sum(a * a, -1) > 0.25)
+    norm = xp.sqrt(xp.where(ok, square, 1.0 + 0.0 * square))  # no infinite gradient where unused
+    c = xp.where(ok, cos2 / norm, 1.0 + 0.0 * norm)[..., None, None]
+    s = xp.where(ok, sin2 / norm, 0.0 * norm)[..., None, None]
+    zero = a[..., 0] * 0.0
+    cross = xp.stack([xp.stack([zero, -a[..., 2], a[..., 1]], -1), xp.stack([a[..., 2], zero, -a[..., 0]], -1),
+                      xp.stack([-a[..., 1], a[..., 0], zero], -1)], -2)  # [a]×
+    outer = a[..., :, None] * a[..., None, :]
+    return c * _eye_like(r) + s * cross + (1.0 - c) * outer
+
+
 def _bone_ends(parents: np.ndarray, reference: np.ndarray) -> list[np.ndarray]:
     """Per joint, the joints its bones end at: its children, each child at
     the joint's own reference position replaced by that child's ends."""
@@ -426,7 +530,7 @@ def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ..
         >>> rest = lambda s: torch.as_tensor(fastkin.fk_batch(s, s.rest_rotations)[1], dtype=torch.float32)
         >>> batch = pad_inputs([model.inputs(s, rest(s)[None], rest(s)) for s in (arm, leg)])
         >>> [tuple(t.shape) for t in batch]
-        [(2, 3, 27), (2, 3, 3), (2, 3, 3), (2, 3)]
+        [(2, 3, 33), (2, 3, 3), (2, 3, 3), (2, 3)]
     """
     if not inputs:
         raise ValueError("inputs must hold at least one skeleton's inputs")
@@ -440,7 +544,8 @@ def pad_inputs(inputs: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ..
     hops = torch.cat([padded(h, 2, 0, 0) for _, h, _, _ in inputs])
     types = torch.cat([padded(t, 2, 0, len(EDGE_TYPES) - 1) for _, _, t, _ in inputs])
     valid = torch.cat([padded(v.to(torch.uint8), 1, 0, 0) for _, _, _, v in inputs]).bool()
-    features[..., 21:27][~valid] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # padding: identity estimate
+    features[..., _ESTIMATE][~valid] = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # padding: identity estimate
+    features[..., _KIND][~valid] = torch.eye(3)[_FIXED_KIND]  # and no correction
     return features, hops, types, valid
 
 
