@@ -19,14 +19,15 @@ from fastkin.learned import (
     Clip,
     PoseToRotation,
     SkeletonGraph,
+    correction_kinds,
     load_clips,
     p2r_batch,
     pad_inputs,
     procedural_clip,
     rotation_errors,
     swing_estimate,
+    twist_part,
 )
-from fastkin.learned.pose_to_rotation import correction_kinds, twist_part
 
 RNG = np.random.default_rng(7)
 

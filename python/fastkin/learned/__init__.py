@@ -20,7 +20,8 @@ from .dataset import MotionDataset, Take, find_motion_files, take_and_subject
 from .evaluate import leaves, mpjpe, rotation_errors, twist_errors
 from .fast_inference import CompiledIKGAT
 from .ikgat import IKGAT, hop_distances
-from .pose_to_rotation import EDGE_TYPES, PoseToRotation, SkeletonGraph, joint_inputs, pad_inputs, swing_estimate
+from .pose_to_rotation import (EDGE_TYPES, PoseToRotation, SkeletonGraph, correction_kinds, joint_inputs, pad_inputs,
+                               swing_estimate, twist_part)
 from .p2r_data import Clip, P2RBatch, load_clips, p2r_batch, procedural_clip
 from .p2r_inference import PreparedPoseToRotation
 from .p2r_train import P2RConfig, evaluate_p2r, train_p2r
@@ -36,6 +37,7 @@ __all__ = [
     "leaves", "mpjpe", "rotation_errors", "twist_errors",
     "IKGAT", "hop_distances", "CompiledIKGAT",
     "PreNormBlock", "PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
+    "correction_kinds", "twist_part",
     "Clip", "P2RBatch", "load_clips", "p2r_batch", "procedural_clip", "P2RConfig", "evaluate_p2r", "train_p2r",
     "PreparedPoseToRotation",
     "PRETRAINED", "load_pretrained", "run_benchmark",

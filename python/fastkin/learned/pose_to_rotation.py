@@ -28,7 +28,8 @@ from ..skeleton import Skeleton
 from .attention_block import PreNormBlock
 from .ikgat import hop_distances
 
-__all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate"]
+__all__ = ["PoseToRotation", "SkeletonGraph", "EDGE_TYPES", "joint_inputs", "pad_inputs", "swing_estimate",
+           "correction_kinds", "twist_part"]
 
 # How key joint k relates to query joint j: the attention bias of each layer
 # and head is learned per type (and per hop distance).
@@ -406,7 +407,7 @@ def correction_kinds(parents: np.ndarray, reference_positions: np.ndarray) -> tu
 
     Example:
         >>> import numpy as np
-        >>> from fastkin.learned.pose_to_rotation import correction_kinds
+        >>> from fastkin.learned import correction_kinds
         >>> kind, end = correction_kinds(np.array([-1, 0, 1, 0]), np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0],
         ...                                                                  [0, 1, 0]]))
         >>> kind.tolist(), end.tolist()
@@ -461,7 +462,7 @@ def twist_part(rotation: Any, axis: Any) -> Any:
     Example:
         >>> import numpy as np
         >>> from fastkin.rotations import axis_angle_to_matrix
-        >>> from fastkin.learned.pose_to_rotation import twist_part
+        >>> from fastkin.learned import twist_part
         >>> r = axis_angle_to_matrix(np.array([0.0, 0.0, 0.7])) @ axis_angle_to_matrix(np.array([0.3, 0.0, 0.0]))
         >>> np.allclose(twist_part(r, np.array([1.0, 0.0, 0.0])), axis_angle_to_matrix(np.array([0.3, 0.0, 0.0])))
         True
