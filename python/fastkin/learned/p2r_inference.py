@@ -74,10 +74,10 @@ class PreparedPoseToRotation:
         )
 
     def __call__(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from .pose_to_rotation import _correction
-
         """``(B, J, 3)`` finite float positions -> ``(rotations (B, J, 4) xyzw
         float64, root_translation (B, 3))``."""
+        from .pose_to_rotation import _correction
+
         positions = np.asarray(positions, dtype=np.float64)
         local, _ = analytic(self.reference_skeleton, positions)
         estimate_world = np.asarray(fk_batch(self.reference_skeleton, local)[0])
@@ -91,7 +91,7 @@ class PreparedPoseToRotation:
         self.network.forward(np.concatenate(dynamic, -1).astype(np.float32), rotation)
         # _correction reads the kind and aim columns of the whole feature layout.
         features = np.concatenate([np.broadcast_to(self.fixed, (len(positions), *self.fixed.shape)), *dynamic], -1)
-        world = _correction(rotation.astype(np.float64), features) @ estimate_world  # R Rest W_ref = R W_est
+        world = _correction(rotation.astype(np.float64), features) @ estimate_world  # C R_est W_ref = C W_est
         parent_world = world[:, self.parent_or_self]
         local = np.where((self.parents >= 0)[None, :, None, None], parent_world.transpose(0, 1, 3, 2) @ world, world)
         root = positions[:, self.first_root] - self.skeleton.offsets[self.first_root]
