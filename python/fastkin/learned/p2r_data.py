@@ -197,7 +197,7 @@ def p2r_batch(clips: Sequence[Clip], rng: np.random.Generator, skeletons: int = 
         >>> rng = np.random.default_rng(0)
         >>> batch = p2r_batch([procedural_clip(rng, frames=20)], rng, skeletons=2, frames=4)
         >>> batch.frames.shape[0], batch.inputs[0].shape[-1]
-        (8, 27)
+        (8, 33)
     """
     graphs = {} if graphs is None else graphs
     items, reference_frames, truth = [], [], []

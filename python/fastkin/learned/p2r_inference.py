@@ -17,6 +17,7 @@ from ..ik import analytic
 from ..kinematics import fk_batch
 from ..rotations import matrix_to_quat, matrix_to_rot6d
 from ..skeleton import Skeleton
+from .pose_to_rotation import twist_part
 
 __all__ = ["PreparedPoseToRotation"]
 
@@ -39,7 +40,7 @@ class PreparedPoseToRotation:
     def __init__(self, model: Any, skeleton: Skeleton, reference: np.ndarray, reference_root: Any = None) -> None:
         import torch
 
-        from .pose_to_rotation import _FIXED, _TWIST, _posed, correction_kinds, joint_inputs
+        from .pose_to_rotation import _FIXED, _FIXED_KIND, _TWIST, _posed, correction_kinds, joint_inputs
 
         self.skeleton = skeleton
         j = skeleton.num_joints
@@ -60,6 +61,7 @@ class PreparedPoseToRotation:
         self.fixed = features[0, :, :_FIXED].double().numpy()
         kind, self.aim_end = correction_kinds(self.parents, reference_positions.double().numpy())
         self.twists = kind == _TWIST
+        self.twist_joints, self.fixed_joints = np.flatnonzero(self.twists), np.flatnonzero(kind == _FIXED_KIND)
         self.tree_root = graph.tree_root
         self.parent_or_self = np.where(self.parents >= 0, self.parents, np.arange(j))
         rest = rest_positions.double().numpy()
@@ -76,8 +78,6 @@ class PreparedPoseToRotation:
     def __call__(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(B, J, 3)`` finite float positions -> ``(rotations (B, J, 4) xyzw
         float64, root_translation (B, 3))``."""
-        from .pose_to_rotation import _correction
-
         positions = np.asarray(positions, dtype=np.float64)
         local, _ = analytic(self.reference_skeleton, positions)
         estimate_world = np.asarray(fk_batch(self.reference_skeleton, local)[0])
@@ -89,9 +89,11 @@ class PreparedPoseToRotation:
                    matrix_to_rot6d(estimate), aim]
         rotation = np.empty((len(positions), self.skeleton.num_joints, 3, 3), np.float32)
         self.network.forward(np.concatenate(dynamic, -1).astype(np.float32), rotation)
-        # _correction reads the kind and aim columns of the whole feature layout.
-        features = np.concatenate([np.broadcast_to(self.fixed, (len(positions), *self.fixed.shape)), *dynamic], -1)
-        world = _correction(rotation.astype(np.float64), features) @ estimate_world  # C R_est W_ref = C W_est
+        # The correction rule (pose_to_rotation._correction) on the joints of each kind only.
+        correction = rotation.astype(np.float64)
+        correction[:, self.fixed_joints] = np.eye(3)
+        correction[:, self.twist_joints] = twist_part(correction[:, self.twist_joints], aim[:, self.twist_joints])
+        world = correction @ estimate_world  # C R_est W_ref = C W_est
         parent_world = world[:, self.parent_or_self]
         local = np.where((self.parents >= 0)[None, :, None, None], parent_world.transpose(0, 1, 3, 2) @ world, world)
         root = positions[:, self.first_root] - self.skeleton.offsets[self.first_root]

@@ -18,6 +18,7 @@ __all__ = ["p2r_section"]
 ASSET = "Fox.glb"  # bundled; left out of the shipped p2r-any model's training
 METHODS = {
     "learned": "PoseToRotation, reference pair (the clip's first frame)",
+    "estimate": "the same model untrained: the geometric estimate alone (`swing_estimate`), same reference",
     "learned_no_reference": "PoseToRotation, rest pose as reference (ablation)",
     "analytic": "`ik.analytic`, the same reference for twist",
     "analytic_no_reference": "`ik.analytic` from the rest pose",
@@ -41,13 +42,19 @@ def p2r_section(out: Any, *, model: Any = None, speed_batch: int = 4096, plots: 
     """
     from .p2r_data import load_clips
     from .p2r_train import evaluate_p2r
+    from .pose_to_rotation import PoseToRotation
     from .pretrained import load_pretrained
 
     model = model or load_pretrained("p2r-any")
     if progress:
         print(f"fastkin bench: PoseToRotation on {ASSET}", file=sys.stderr, flush=True)
     clips = load_clips([bundled.path(ASSET)])
-    scores = [{"clip": clip.name, **evaluate_p2r(model, clip)} for clip in clips]
+    untrained = PoseToRotation(**model.config)  # what the training adds is measured against this
+    scores = []
+    for clip in clips:
+        alone = evaluate_p2r(untrained, clip)
+        scores.append({"clip": clip.name, **evaluate_p2r(model, clip), "estimate": alone["learned"],
+                       "estimate/non_leaf": alone["learned/non_leaf"]})
     frames = np.array([s["frames"] for s in scores], float)
     keys = [m + part for m in METHODS for part in ("", "/non_leaf")]
     mean = {k: float(np.average([s[k] for s in scores], weights=frames)) for k in keys}

@@ -18,6 +18,9 @@ PRETRAINED = {
                  "over 100,000 frames/s on 2 cores",
     "ikgat-cmu-large": "the same data and skeleton, width 64 and 4 layers: 1.3-2 degrees more accurate, "
                        "3x slower at batch 1, 15x at batch 4,096",
+    "p2r-any": "PoseToRotation for any skeleton (width 64, 4 layers), trained on ../shared/data without the Fox, "
+               "RobotExpressive and the 70- and 73-joint BVH skeletons, which it is scored on "
+               "(docs/pose_to_rotation.md); predict(skeleton, positions, reference=one known pose)",
 }
 
 
