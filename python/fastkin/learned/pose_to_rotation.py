@@ -472,8 +472,9 @@ def twist_part(rotation: Any, axis: Any) -> Any:
     trace = r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2]
     vee = xp.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], -1)
     along = xp.sum(a * xp.sum(r * a[..., None, :], -1), -1)  # aᵀ R a
-    cos2 = (trace + 1.0) / 4.0 - (along - (trace - 1.0) / 2.0) / 2.0  # w² - (v·a)², i.e. cos of the twist angle
-    sin2 = xp.sum(vee * a, -1) / 2.0  # 2 w (v·a), times the same norm
+    # (w² - (v·a)², 2 w (v·a)) is (cos, sin) of the twist angle times w² + (v·a)² > 0.
+    cos2 = (trace + 1.0) / 4.0 - (along - (trace - 1.0) / 2.0) / 2.0
+    sin2 = xp.sum(vee * a, -1) / 2.0
     square = cos2 * cos2 + sin2 * sin2
     ok = (square > 1e-24) & (xp.sum(a * a, -1) > 0.25)
     norm = xp.sqrt(xp.where(ok, square, 1.0 + 0.0 * square))  # no infinite gradient where unused
