@@ -60,8 +60,7 @@ class PreparedPoseToRotation:
         )
         self.fixed = features[0, :, :_FIXED].double().numpy()
         kind, self.aim_end = correction_kinds(self.parents, reference_positions.double().numpy())
-        self.twists = kind == _TWIST
-        self.twist_joints, self.fixed_joints = np.flatnonzero(self.twists), np.flatnonzero(kind == _FIXED_KIND)
+        self.twist_joints, self.fixed_joints = np.flatnonzero(kind == _TWIST), np.flatnonzero(kind == _FIXED_KIND)
         self.tree_root = graph.tree_root
         self.parent_or_self = np.where(self.parents >= 0, self.parents, np.arange(j))
         rest = rest_positions.double().numpy()
@@ -83,8 +82,9 @@ class PreparedPoseToRotation:
         estimate_world = np.asarray(fk_batch(self.reference_skeleton, local)[0])
         estimate = estimate_world @ self.reference_world.transpose(0, 2, 1)  # R_j = W_j W_ref_jᵀ
         s = self.length_scale
-        aim = positions[:, self.aim_end] - positions
-        aim = np.where(self.twists[:, None], aim / np.maximum(np.linalg.norm(aim, axis=-1, keepdims=True), 1e-12), 0.0)
+        aim = np.zeros_like(positions)  # unit bone directions of the twist joints (joint_inputs' aim)
+        bones = positions[:, self.aim_end[self.twist_joints]] - positions[:, self.twist_joints]
+        aim[:, self.twist_joints] = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
         dynamic = [(positions - positions[:, self.tree_root]) / s, (positions - positions[:, self.parent_or_self]) / s,
                    matrix_to_rot6d(estimate), aim]
         rotation = np.empty((len(positions), self.skeleton.num_joints, 3, 3), np.float32)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import data as bundled
+from .report import _checklist, _frames_per_second, _grouped_bars
 
 __all__ = ["p2r_section"]
 
@@ -58,39 +59,13 @@ def p2r_section(out: Any, *, model: Any = None, speed_batch: int = 4096, plots: 
     frames = np.array([s["frames"] for s in scores], float)
     keys = [m + part for m in METHODS for part in ("", "/non_leaf")]
     mean = {k: float(np.average([s[k] for s in scores], weights=frames)) for k in keys}
-    speed = _speed(model, clips[0], speed_batch)
+    first = clips[0]  # predict with the reference pair
+    speed = {"joints": first.skeleton.num_joints, **_frames_per_second(
+        lambda p: model.predict(first.skeleton, p, reference=first.rotations[0]), first.positions, speed_batch)}
     result = {"clips": scores, "mean": mean, "speed": speed}
     if plots:
         _plot(Path(out), scores)
     return _lines(model, clips, result), result
-
-
-def _speed(model: Any, clip: Any, size: int) -> dict:
-    """Frames per second of ``predict`` with the reference pair: single
-    frames on one thread, and ``size`` frames at once on two."""
-    import torch
-
-    from .. import get_num_threads, set_num_threads
-    from .report import _best_time
-
-    positions = clip.positions
-    big = np.concatenate([positions] * (size // len(positions) + 1))[:size]
-    reference = clip.rotations[0]
-    threads, torch_threads = get_num_threads(), torch.get_num_threads()
-    try:
-        set_num_threads(1)
-        torch.set_num_threads(1)
-        calls = min(64, len(positions))
-        single = _best_time(lambda: [model.predict(clip.skeleton, positions[i : i + 1], reference=reference)
-                                     for i in range(calls)], repeats=7) / calls
-        set_num_threads(2)
-        torch.set_num_threads(2)
-        batch = _best_time(lambda: model.predict(clip.skeleton, big, reference=reference), repeats=2) / len(big)
-    finally:
-        set_num_threads(threads)
-        torch.set_num_threads(torch_threads)
-    return {"joints": clip.skeleton.num_joints, "batch1_fps": 1.0 / single, "batch_fps": 1.0 / batch,
-            "batch": len(big)}
 
 
 def _lines(model: Any, clips: list, result: dict) -> list[str]:
@@ -124,7 +99,7 @@ def _lines(model: Any, clips: list, result: dict) -> list[str]:
         (f"batch 1, one thread, {speed['joints']} joints: {speed['batch1_fps']:,.0f} frames/s (target >= 1,000)",
          speed["batch1_fps"] >= 1000),
     ]
-    lines += ["Targets (issue 7):", ""] + [f"- [{'x' if ok else ' '}] {text}" for text, ok in checks]
+    lines += _checklist("Targets (issue 7):", checks)
     lines += ["", f"The reference pair changes the error by {mean['learned'] - mean['learned_no_reference']:+.2f}° "
               f"(against the rest pose as reference). Batch {speed['batch']:,} on two threads: "
               f"{speed['batch_fps']:,.0f} frames/s."]
@@ -139,11 +114,7 @@ def _plot(out: Path, scores: list[dict]) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     figure, axes = plt.subplots(figsize=(7, 4))
-    x = np.arange(len(scores))
-    width = 0.8 / len(METHODS)
-    for k, method in enumerate(METHODS):
-        axes.bar(x + k * width, [s[method] for s in scores], width, label=method)
-    axes.set_xticks(x + 0.4 - width / 2, [s["clip"] for s in scores])
+    _grouped_bars(axes, [s["clip"] for s in scores], {m: [s[m] for s in scores] for m in METHODS})
     axes.set_ylabel("mean geodesic error (°)")
     axes.set_title("Fox (never trained on): local rotation error")
     axes.legend(fontsize=8)

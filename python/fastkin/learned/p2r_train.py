@@ -74,6 +74,11 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
     rest = torch.as_tensor(clip.rest_positions)
     rest_world = torch.as_tensor(clip.rest_frames)
     result: dict = {"frames": int(len(frames))}
+
+    def score(name: str, rotations: Any) -> None:
+        errors = rotation_errors(rotations, truth)
+        result[name], result[name + "/non_leaf"] = float(errors.mean()), float(errors[:, moving].mean())
+
     for name, reference_positions, reference_world in (
         ("learned", torch.as_tensor(clip.positions[reference_frame]), torch.as_tensor(clip.frames[reference_frame])),
         ("learned_no_reference", rest, rest_world),
@@ -81,12 +86,9 @@ def evaluate_p2r(model: Any, clip: Clip, reference_frame: int = 0, step: int = 1
         with torch.no_grad():
             delta = model(*joint_inputs(graph, parents, rest, reference_positions, positions))
             local = _world_to_local(torch.tensor(parents), delta @ reference_world)
-        errors = rotation_errors(matrix_to_quat(local.double().numpy()), truth)
-        result[name], result[name + "/non_leaf"] = float(errors.mean()), float(errors[:, moving].mean())
+        score(name, matrix_to_quat(local.double().numpy()))
     for name, reference in (("analytic", clip.rotations[reference_frame]), ("analytic_no_reference", None)):
-        rotations, _ = analytic(skeleton, clip.positions[frames].astype(np.float64), reference=reference)
-        errors = rotation_errors(rotations, truth)
-        result[name], result[name + "/non_leaf"] = float(errors.mean()), float(errors[:, moving].mean())
+        score(name, analytic(skeleton, clip.positions[frames].astype(np.float64), reference=reference)[0])
     return result
 
 

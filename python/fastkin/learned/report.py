@@ -16,7 +16,7 @@ from ..motion import Motion
 from ..rotations import axis_angle_to_quat
 from .augment import height
 from .evaluate import leaves, rotation_errors, twist_errors
-from .p2r_report import p2r_section
+from .checkpoint import write_atomically
 
 __all__ = ["run_benchmark", "NOISE_LEVELS"]
 
@@ -51,6 +51,7 @@ def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, p2r_
         >>> sorted(result), sorted(result["summary"][0])
         (['accuracy', 'p2r', 'speed', 'summary'], ['all', 'method', 'mpjpe_mm', 'noise', 'non_leaf', 'twist'])
     """
+    from .p2r_report import p2r_section  # it builds on this module's helpers
     from .pretrained import load_pretrained
 
     out = Path(out)
@@ -89,7 +90,7 @@ def run_benchmark(out: Any = "bench/results/learned", *, model: Any = None, p2r_
     text = _report(summary, accuracy, speed, model, clips) + "\n".join(p2r_lines) + "\n"
     if progress:
         print(text)
-    (out / "report.md").write_text(text)
+    write_atomically(out / "report.md", lambda f: f.write(text.encode()))
     if plots:
         _plots(out, per_joint, summary, speed, clips[0][1].skeleton)
     return {"summary": summary, "accuracy": accuracy, "speed": speed, "p2r": p2r}
@@ -123,32 +124,48 @@ def _posed(skeleton, rotations, root):
 
 
 def _speed(model: Any, motion: Motion, rng: np.random.Generator, size: int) -> list[dict]:
-    """Frames per second of each method: single frames on one thread, and a
-    batch of ``size`` frames on two."""
+    """Frames per second of each method (see :func:`_frames_per_second`)."""
+    methods = _methods(model, motion.skeleton, rng, size)
+    del methods["solve (random)"]
+    return [{"method": name, **_frames_per_second(solve, motion.positions(), size)} for name, solve in methods.items()]
+
+
+def _frames_per_second(solve: Callable[[np.ndarray], Any], positions: np.ndarray, size: int) -> dict:
+    """``solve``'s frames per second on single frames of ``positions`` on
+    one thread, and on ``size`` frames at once (the positions repeated) on
+    two; fastkin's and torch's thread counts are restored after."""
     import torch
 
     from .. import get_num_threads, set_num_threads
 
-    positions = motion.positions()
     big = np.concatenate([positions] * (size // len(positions) + 1))[:size]
-    methods = _methods(model, motion.skeleton, rng, len(big))
-    del methods["solve (random)"]
+    calls = min(64, len(positions))
     threads, torch_threads = get_num_threads(), torch.get_num_threads()
-    rows = []
     try:
-        for name, solve in methods.items():
-            set_num_threads(1)
-            torch.set_num_threads(1)
-            calls = min(64, len(positions))
-            single = _best_time(lambda: [solve(positions[i : i + 1]) for i in range(calls)], repeats=7) / calls
-            set_num_threads(2)
-            torch.set_num_threads(2)
-            batch = _best_time(lambda: solve(big), repeats=2) / len(big)
-            rows.append({"method": name, "batch1_fps": 1.0 / single, "batch_fps": 1.0 / batch, "batch": len(big)})
+        set_num_threads(1)
+        torch.set_num_threads(1)
+        single = _best_time(lambda: [solve(positions[i : i + 1]) for i in range(calls)], repeats=7) / calls
+        set_num_threads(2)
+        torch.set_num_threads(2)
+        batch = _best_time(lambda: solve(big), repeats=2) / len(big)
     finally:
         set_num_threads(threads)
         torch.set_num_threads(torch_threads)
-    return rows
+    return {"batch1_fps": 1.0 / single, "batch_fps": 1.0 / batch, "batch": len(big)}
+
+
+def _grouped_bars(axes: Any, labels: list, series: dict) -> None:
+    """One group of bars per label, one bar per series (name -> values)."""
+    x = np.arange(len(labels))
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        axes.bar(x + k * width, values, width, label=name)
+    axes.set_xticks(x + 0.4 - width / 2, labels)
+
+
+def _checklist(title: str, checks: list[tuple[str, bool]]) -> list[str]:
+    """Report lines ticking each (text, met) target."""
+    return [title, ""] + [f"- [{'x' if ok else ' '}] {text}" for text, ok in checks]
 
 
 def _best_time(work: Callable[[], Any], repeats: int = 3) -> float:
@@ -227,8 +244,7 @@ def _report(summary: list[dict], accuracy: list[dict], speed: list[dict], model:
         (f"learned batch 1: {fast['batch1_fps']:,.0f} frames/s", fast["batch1_fps"] >= 3000),
         (f"learned batch {size}, 2 threads: {fast['batch_fps']:,.0f} frames/s", fast["batch_fps"] >= 100_000),
     ]
-    lines += ["", "Targets (issue 6):", ""]
-    lines += [f"- [{'x' if ok else ' '}] {text}" for text, ok in checks]
+    lines += [""] + _checklist("Targets (issue 6):", checks)
     return "\n".join(lines) + "\n"
 
 
@@ -239,12 +255,8 @@ def _plots(out: Path, per_joint: dict, summary: list[dict], speed: list[dict], s
     from matplotlib import pyplot as plt
 
     figure, axes = plt.subplots(figsize=(12, 4))
-    methods = list(per_joint)
-    width = 0.8 / len(methods)
-    joints = np.arange(skeleton.num_joints)
-    for k, method in enumerate(methods):
-        axes.bar(joints + k * width, np.concatenate(per_joint[method]).mean(axis=0), width, label=method)
-    axes.set_xticks(joints + 0.4 - width / 2, skeleton.names, rotation=90, fontsize=7)
+    _grouped_bars(axes, skeleton.names, {m: np.concatenate(errors).mean(axis=0) for m, errors in per_joint.items()})
+    axes.tick_params(axis="x", labelrotation=90, labelsize=7)
     axes.set_ylabel("mean geodesic error (°)")
     axes.set_title("Error per joint (held-out CMU motion, no noise; solve from random poses: ~120° everywhere)")
     axes.legend(fontsize=8)
