@@ -147,6 +147,30 @@ def test_large_batch_threads_agree_with_single_thread(rng):
         assert_close(a[::97], e, 1e-5)
 
 
+@pytest.mark.parametrize("num_joints", [1, 5, 24])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("form", ["quaternion", "matrix"])
+def test_outputs_over_the_streaming_size_match_small_calls(num_joints, dtype, form, rng):
+    """Outputs over 2 MB take the non-temporal streaming path; they must equal
+    the same poses computed in small calls (which write directly), with a
+    ragged last block, and match the reference on a sample."""
+    parents = np.arange(num_joints) - 1
+    skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))
+    batch = (5 << 19) // (num_joints * 12 * np.dtype(dtype).itemsize) + 3  # 2.5 MB of output, plus 3 poses
+    quats = random_quaternions(rng, (batch, num_joints))
+    rotations = quats if form == "quaternion" else fastkin.rotations.quat_to_matrix(quats)
+    rotations = rotations.astype(dtype)
+    world_r, world_p = fastkin.fk_batch(skeleton, rotations)
+    for start in range(0, batch, 997):
+        chunk_r, chunk_p = fastkin.fk_batch(skeleton, rotations[start : start + 997])
+        np.testing.assert_allclose(world_r[start : start + 997], chunk_r, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(world_p[start : start + 997], chunk_p, rtol=0, atol=1e-5)
+    sample = slice(None, None, 1009)
+    expected = fk_reference(parents, skeleton.offsets.astype(dtype), rotations[sample])
+    for actual, e in zip((world_r[sample], world_p[sample]), expected):
+        assert_close(actual, e, TOLERANCE[dtype])
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_every_instruction_set_path_matches_reference(isa, tmp_path):
     """Each compiled kernel variant (capped with FASTKIN_ISA) against the reference."""

@@ -25,21 +25,27 @@ namespace {
 // -- transposes between pose-major arrays and scratch rows --------------------------------
 
 // Row c of dst gets value c of each lane's pose row (src + pose * cols).
+// Rows are moved a W x W tile at a time; a ragged end is covered by one
+// more tile overlapping the last (its overlap rewrites the same values),
+// which is far cheaper than moving the leftover values one lane at a time.
 template <class T, int W>
 inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* dst) {
-  int64_t c0 = 0;
   if constexpr (W > 1 && FASTKIN_SHUFFLE) {
-    for (; c0 + W <= cols; c0 += W) {
-      Vec<T, W> v[W];
+    if (cols >= W) {
+      for (int64_t c = 0; c < cols; c += W) {
+        const int64_t c0 = c + W <= cols ? c : cols - W;
+        Vec<T, W> v[W];
 #pragma GCC unroll 16
-      for (int l = 0; l < W; ++l) __builtin_memcpy(&v[l], src + pose[l] * cols + c0, sizeof(v[l]));
-      transpose_tile<T, W>(v);
+        for (int l = 0; l < W; ++l) __builtin_memcpy(&v[l], src + pose[l] * cols + c0, sizeof(v[l]));
+        transpose_tile<T, W>(v);
 #pragma GCC unroll 16
-      for (int k = 0; k < W; ++k) dst[c0 + k] = v[k];
+        for (int k = 0; k < W; ++k) dst[c0 + k] = v[k];
+      }
+      return;
     }
   }
-  for (; c0 < cols; ++c0)
-    for (int l = 0; l < W; ++l) lane<T>(dst[c0], l) = src[pose[l] * cols + c0];
+  for (int64_t c = 0; c < cols; ++c)
+    for (int l = 0; l < W; ++l) lane<T>(dst[c], l) = src[pose[l] * cols + c];
 }
 
 // Outputs larger than this (bytes) are written with non-temporal stores:
@@ -82,46 +88,101 @@ inline void stream_fence() {
 #endif
 }
 
-// The inverse of stage, for the first `count` lanes. When the lanes are
-// consecutive poses their output is one contiguous range: it is assembled
-// in `buffer` (W * cols values) and written out sequentially (streamed when
-// `stream`), which the memory system handles far better than W interleaved
-// strided streams.
-template <class T, int W>
-inline void unstage(const Vec<T, W>* src, const int64_t* pose, int count, int64_t cols, T* dst, T* buffer,
-                    bool stream) {
-  const bool contiguous = count == W && pose[W - 1] == pose[0] + W - 1;
-  auto row = [&](int l) { return contiguous ? buffer + l * cols : dst + pose[l] * cols; };
-  int64_t c0 = 0;
-  if constexpr (W > 1 && FASTKIN_SHUFFLE) {
-    for (; c0 + W <= cols; c0 += W) {
-      Vec<T, W> v[W];
-#pragma GCC unroll 16
-      for (int k = 0; k < W; ++k) v[k] = src[c0 + k];
-      transpose_tile<T, W>(v);
-#pragma GCC unroll 16
-      for (int l = 0; l < W; ++l)
-        if (l < count) __builtin_memcpy(row(l) + c0, &v[l], sizeof(v[l]));
+// Non-temporal copies of a finished block, drip-fed between the joints of
+// the next. Issued in one burst they fill the store buffer and stall the
+// core until memory drains them; a few lines per joint overlap the memory
+// traffic with the math. (Feeding them between the transposes too, or
+// double-buffering, measured slower: more store pressure, more L1 misses.)
+template <class T>
+struct StreamQueue {
+  static constexpr int64_t kLine = 64 / sizeof(T);  // values per cache line
+  T* buffer;             // where a block is assembled (W * J * 12 values)
+  int64_t per_step = 0;  // values copied per step(), a whole number of lines
+  const T* src[2];
+  T* dst[2];
+  int64_t left[2] = {0, 0};  // values still to copy
+  int next = 0, size = 0;
+
+  // Queues dst[0, count) = src[0, count).
+  void push(T* to, const T* from, int64_t count) {
+    // Plain stores up to the first line boundary, so every later chunk is
+    // whole aligned lines.
+    while (count > 0 && reinterpret_cast<std::uintptr_t>(to) % 64 != 0) {
+      *to++ = *from++;
+      --count;
+    }
+    src[size] = from;
+    dst[size] = to;
+    left[size] = count;
+    ++size;
+  }
+
+  // Copies the next per_step values.
+  void step() {
+    int64_t budget = per_step;
+    while (budget > 0 && next < size) {
+      const int64_t n = budget < left[next] ? budget : left[next];
+      stream_copy(dst[next], src[next], n);
+      src[next] += n;
+      dst[next] += n;
+      left[next] -= n;
+      budget -= n;
+      if (left[next] == 0) ++next;
     }
   }
-  for (; c0 < cols; ++c0)
-    for (int l = 0; l < count; ++l) row(l)[c0] = lane<T>(src[c0], l);
-  if (!contiguous) return;
-  if (stream) {
-    stream_copy(dst + pose[0] * cols, buffer, W * cols);
-  } else {
-    __builtin_memcpy(dst + pose[0] * cols, buffer, sizeof(T) * W * cols);
+
+  void drain() {
+    for (; next < size; ++next) stream_copy(dst[next], src[next], left[next]);
+    next = size = 0;
   }
+};
+
+// The inverse of stage: writes `count` pose rows of `cols` values,
+// dst + l * cols (`to_buffer`: a block buffer that stays in L1).
+template <class T, int W>
+inline void unstage(const Vec<T, W>* src, int count, int64_t cols, T* dst, bool to_buffer = false) {
+  if constexpr (W > 1 && FASTKIN_SHUFFLE) {
+    if (cols >= W) {
+      for (int64_t c = 0; c < cols; c += W) {
+        const int64_t c0 = c + W <= cols ? c : cols - W;  // the overlapping last tile, as in stage
+        store_transposed<T, W>(src + c0, dst + c0, cols, count, to_buffer);
+      }
+      return;
+    }
+  }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int l = 0; l < count; ++l) dst[l * cols + c] = lane<T>(src[c], l);
 }
 
 // -- rotation math on rows -----------------------------------------------------------------
 
-// Rotation matrix (9 rows, row-major) of xyzw quaternions q (4 rows), using
-// q / |q|.
+// 2 / n. With single precision on AVX-512 / AVX: the hardware reciprocal
+// estimate and one Newton step (relative error ~2^-27, a few times
+// cheaper than a vector divide); the divide otherwise. n = 0 gives NaN
+// (through inf * 0), which the callers' finiteness checks catch.
 template <class T, class V>
-inline void quat_to_matrix(const V* q, V* r) {
+inline V two_over(const V& n) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4 && sizeof(V) == 64) {
+    const V r = reinterpret_cast<V>(_mm512_rcp14_ps(reinterpret_cast<__m512>(n)));
+    return (r + r) * (T(2) - n * r);
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(T) == 4 && sizeof(V) == 32) {
+    const V r = reinterpret_cast<V>(_mm256_rcp_ps(reinterpret_cast<__m256>(n)));
+    return (r + r) * (T(2) - n * r);
+  }
+#endif
+  return T(2) / n;
+}
+
+// Rotation matrix (9 rows, row-major) of xyzw quaternions q (4 rows), using
+// q / |q|. Returns s = 2 / |q|^2.
+template <class T, class V>
+inline V quat_to_matrix(const V* q, V* r) {
   const V x = q[0], y = q[1], z = q[2], w = q[3];
-  const V s = T(2) / (x * x + y * y + z * z + w * w);
+  const V s = two_over<T>(x * x + y * y + z * z + w * w);
   const V xs = x * s, ys = y * s, zs = z * s;
   const V xx = x * xs, yy = y * ys, zz = z * zs;
   const V xy = x * ys, xz = x * zs, yz = y * zs;
@@ -129,6 +190,7 @@ inline void quat_to_matrix(const V* q, V* r) {
   r[0] = T(1) - (yy + zz); r[1] = xy - wz;          r[2] = xz + wy;
   r[3] = xy + wz;          r[4] = T(1) - (xx + zz); r[5] = yz - wx;
   r[6] = xz - wy;          r[7] = yz + wx;          r[8] = T(1) - (xx + yy);
+  return s;
 }
 
 // Pulls a matrix gradient g = dL/dR back to the quaternion q (with the
@@ -216,41 +278,84 @@ inline T nonfinite_probe(const Vec<T, W>* rows, int64_t n_rows) {
   return sum;
 }
 
+// Adds 0 to `probe` for finite x and NaN otherwise (x * 0 is NaN for an
+// infinity; the compiler may not fold it without -ffast-math).
+template <class T, class V>
+inline void probe_finite(V& probe, const V& x) {
+  probe += x * T(0);
+}
+
+// Forward kinematics of one block. With a `queue` (large outputs) a full
+// block is assembled in the queue's buffer and queued for streaming, once
+// the previous block's copies have dripped out between this block's joints.
 template <class T, int W>
-bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, T* world_rotations,
-                   T* world_positions) {
+bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, StreamQueue<T>* queue, T* world_rotations, T* world_positions) {
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
-  V* local = scratch;                // 9 rows per joint
-  V* world_rot = local + J * 9;      // 9 rows per joint
+  const bool quat = in.form == RotationForm::Quaternion;
+  V* world_rot = scratch;            // 9 rows per joint
   V* world_pos = world_rot + J * 9;  // 3 rows per joint
-  V* quats = world_pos + J * 3;      // 4 rows per joint
-  T* buffer = reinterpret_cast<T*>(quats + J * 4);  // room for 9 rows per joint
-  load_local_rotations<T, W>(in, pose, local, quats);
+  V* input = world_pos + J * 3;      // the staged rotations: 4 or 9 rows per joint
+  stage<T, W>(in.rotations, pose, J * (quat ? 4 : 9), input);
+  // Two accumulators: one add chain per joint would wait on the add latency.
+  V probe[2] = {};
   for (int64_t j = 0; j < J; ++j) {
-    V* wr = world_rot + j * 9;
-    V* wp = world_pos + j * 3;
+    if (queue) queue->step();
+    // The joint's local rotation, kept in registers: it is read only here.
+    V local[9];
+    if (quat) {
+      const V s = quat_to_matrix<T>(input + j * 4, local);
+      // Non-finite components or a zero quaternion make the sum or s
+      // non-finite, or their product 0 * inf: one value per joint to probe
+      // instead of nine.
+      const V* q = input + j * 4;
+      probe_finite<T>(probe[0], (q[0] + q[1] + q[2] + q[3]) * s);
+    } else {
+      for (int k = 0; k < 9; ++k) local[k] = input[j * 9 + k];
+    }
     V o[3];
     load_offset<T, W>(in, pose, j, o);
+    V rot[9], pos[3];
     const int32_t p = in.parents[j];
     if (p < 0) {
-      for (int k = 0; k < 9; ++k) wr[k] = local[j * 9 + k];
-      for (int c = 0; c < 3; ++c) wp[c] = o[c];
+      for (int k = 0; k < 9; ++k) rot[k] = local[k];
+      for (int c = 0; c < 3; ++c) pos[c] = o[c];
       if (in.root_translation)
         for (int c = 0; c < 3; ++c)
-          for (int l = 0; l < W; ++l) lane<T>(wp[c], l) += in.root_translation[pose[l] * 3 + c];
+          for (int l = 0; l < W; ++l) lane<T>(pos[c], l) += in.root_translation[pose[l] * 3 + c];
     } else {
-      const V* pr = world_rot + p * 9;
-      const V* pp = world_pos + p * 3;
-      mat_mul(pr, local + j * 9, wr);
-      for (int r = 0; r < 3; ++r) wp[r] = pp[r] + pr[r * 3] * o[0] + pr[r * 3 + 1] * o[1] + pr[r * 3 + 2] * o[2];
+      V pr[9], pp[3];
+      for (int k = 0; k < 9; ++k) pr[k] = world_rot[p * 9 + k];
+      for (int c = 0; c < 3; ++c) pp[c] = world_pos[p * 3 + c];
+      mat_mul(pr, local, rot);
+      for (int r = 0; r < 3; ++r) pos[r] = pp[r] + pr[r * 3] * o[0] + pr[r * 3 + 1] * o[1] + pr[r * 3 + 2] * o[2];
     }
+    // Matrix input is not normalised: products of large matrices can
+    // overflow, so every world value is probed; with quaternions the
+    // rotations are bounded and only the positions can go astray.
+    if (!quat)
+      for (int k = 0; k < 9; ++k) probe_finite<T>(probe[k & 1], rot[k]);
+    for (int c = 0; c < 3; ++c) probe_finite<T>(probe[1], pos[c]);
+    for (int k = 0; k < 9; ++k) world_rot[j * 9 + k] = rot[k];
+    for (int c = 0; c < 3; ++c) world_pos[j * 3 + c] = pos[c];
   }
-  const bool finite = nonfinite_probe<T, W>(world_rot, J * 12) == T(0);  // rotations and positions
-  const bool stream = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
-  unstage<T, W>(world_rot, pose, count, J * 9, world_rotations, buffer, stream);
-  unstage<T, W>(world_pos, pose, count, J * 3, world_positions, buffer, stream);
-  return finite;
+  const V total = probe[0] + probe[1];
+  T sum = T(0);
+  for (int l = 0; l < W; ++l) sum += lane<T>(total, l);
+  T* out_rot = world_rotations + pose[0] * J * 9;
+  T* out_pos = world_positions + pose[0] * J * 3;
+  if (queue && count == W) {
+    queue->drain();
+    unstage<T, W>(world_rot, W, J * 9, queue->buffer, true);
+    unstage<T, W>(world_pos, W, J * 3, queue->buffer + W * J * 9, true);
+    queue->push(out_rot, queue->buffer, W * J * 9);
+    queue->push(out_pos, queue->buffer + W * J * 9, W * J * 3);
+    return sum == T(0);
+  }
+  if (queue) queue->drain();
+  unstage<T, W>(world_rot, count, J * 9, out_rot);
+  unstage<T, W>(world_pos, count, J * 3, out_pos);
+  return sum == T(0);
 }
 
 template <class T, int W>
@@ -265,7 +370,6 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   V* adj_rot = world + J * 9;     // 9 rows per joint: dL/dworld rotation
   V* adj_pos = adj_rot + J * 9;   // 3 rows per joint: dL/dworld position; becomes dL/doffset
   V* quats = adj_pos + J * 3;     // 4 rows per joint; becomes dL/dquaternion
-  T* buffer = reinterpret_cast<T*>(quats + J * 4);  // room for 9 rows per joint
   load_local_rotations<T, W>(in, pose, local, quats);
   for (int64_t j = 0; j < J; ++j) {
     const int32_t p = in.parents[j];
@@ -332,9 +436,9 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   }
   const bool finite = nonfinite_probe<T, W>(quat ? quats : local, J * (quat ? 4 : 9)) == T(0) &&
                       nonfinite_probe<T, W>(adj_pos, J * 3) == T(0);
-  const bool stream = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
-  unstage<T, W>(quat ? quats : local, pose, count, J * (quat ? 4 : 9), grads.rotations, buffer, stream);
-  if (in.offsets_batched) unstage<T, W>(adj_pos, pose, count, J * 3, grads.offsets, buffer, stream);
+  const int64_t rot_cols = J * (quat ? 4 : 9);
+  unstage<T, W>(quat ? quats : local, count, rot_cols, grads.rotations + pose[0] * rot_cols);
+  if (in.offsets_batched) unstage<T, W>(adj_pos, count, J * 3, grads.offsets + pose[0] * J * 3);
   if (grads.root_translation)
     for (int l = 0; l < count; ++l)
       for (int c = 0; c < 3; ++c) grads.root_translation[pose[l] * 3 + c] = lane<T>(grad_root[c], l);
@@ -366,12 +470,19 @@ bool for_each_block(int64_t begin, int64_t end, Block&& block) {
 template <class T, int W>
 bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch, T* world_rotations,
                    T* world_positions) {
+  const int64_t J = in.num_joints;
+  StreamQueue<T> queue;
+  queue.buffer = scratch + J * 21 * W;  // after forward_block's 21 rows per joint
+  // One block's output spread over the next block's joints, in whole lines.
+  queue.per_step = ((W * 12 + queue.kLine - 1) / queue.kLine) * queue.kLine;
+  StreamQueue<T>* stream = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes ? &queue : nullptr;
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
-    return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), world_rotations,
-                                        world_positions)
-                  : forward_block<T, W>(in, pose, count, reinterpret_cast<Vec<T, W>*>(scratch), world_rotations,
-                                        world_positions);
+    return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), nullptr,
+                                        world_rotations, world_positions)
+                  : forward_block<T, W>(in, pose, count, reinterpret_cast<Vec<T, W>*>(scratch), stream,
+                                        world_rotations, world_positions);
   });
+  queue.drain();
   stream_fence();
   return finite;
 }

@@ -73,11 +73,214 @@ inline void swap_blocks(V& a, V& b, std::index_sequence<C...>) {
 // Transposes a W x W tile in registers: log2(W) stages of block swaps, each
 // touching two rows at a time (so only two temporaries are ever live).
 template <class T, int W, int H = W / 2>
-inline void transpose_tile(Vec<T, W>* v) {
+inline void transpose_tile_generic(Vec<T, W>* v) {
   if constexpr (H >= 1) {
 #pragma GCC unroll 16
     for (int i = 0; i < W; ++i)
       if ((i & H) == 0) swap_blocks<H>(v[i], v[i + H], std::make_index_sequence<W>{});
-    transpose_tile<T, W, H / 2>(v);
+    transpose_tile_generic<T, W, H / 2>(v);
   }
+}
+
+#if defined(__AVX512F__)
+// 16 x 16 floats with the classic sequence: unpack pairs of rows, shuffle
+// within 128-bit lanes, then twice across lanes. All of it non-destructive
+// three-operand shuffles (the generic version compiles to two-source
+// permutes that overwrite a source, plus a register copy each).
+__attribute__((always_inline)) inline void transpose_16x16(__m512* r) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4g + k]: rows 4g..4g+3 of columns k, k + 4, k + 8, k + 12 (one per 128-bit lane).
+#pragma GCC unroll 4
+  for (int g = 0; g < 16; g += 4) {
+    r[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+    r[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+    r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+  // t[k] (k < 4, and k + 8 for rows 8..15): rows 0..7 of columns k, k + 8 then
+  // t[k + 4]: of columns k + 4, k + 12.
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0xDD);
+    t[k + 8] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0x88);
+    t[k + 12] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0xDD);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+  }
+}
+
+// 8 x 8 doubles: unpack pairs of rows, then twice across 128-bit lanes.
+__attribute__((always_inline)) inline void transpose_8x8(__m512d* r) {
+  __m512d t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+  }
+  // r[k], r[k + 4] (k < 4): rows 0..3 / 4..7 of columns k, k + 4 (pairs
+  // split by lane parity).
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k) {
+    r[k] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0x88);
+    r[k + 2] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0xDD);
+    r[k + 4] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0x88);
+    r[k + 6] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0xDD);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0xDD);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) r[k] = t[k];
+}
+#endif
+
+#if defined(__AVX__)
+// 8 x 8 floats: unpack, shuffle within 128-bit lanes, swap lanes.
+__attribute__((always_inline)) inline void transpose_8x8(__m256* r) {
+  __m256 t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 2
+  for (int g = 0; g < 8; g += 4) {
+    r[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+    r[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+    r[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+    r[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
+    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) r[k] = t[k];
+}
+#endif
+
+// Transposes a W x W tile in registers (rows become columns).
+template <class T, int W>
+__attribute__((always_inline)) inline void transpose_tile(Vec<T, W>* v) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4 && W == 16) {
+    transpose_16x16(reinterpret_cast<__m512*>(v));
+    return;
+  } else if constexpr (sizeof(T) == 8 && W == 8) {
+    transpose_8x8(reinterpret_cast<__m512d*>(v));
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(T) == 4 && W == 8) {
+    transpose_8x8(reinterpret_cast<__m256*>(v));
+    return;
+  }
+#endif
+  transpose_tile_generic<T, W>(v);
+}
+
+// Writes the transpose of a W x W tile (v[k]: value k of W poses) to the
+// first `count` pose rows, row + l * stride (W values each). For float on
+// AVX-512 / AVX only the two in-lane shuffle stages run in registers: each
+// 128-bit lane then holds four consecutive values of one pose, and a
+// 16-byte store puts it in place. The store units so do the cross-lane half
+// of the transpose, and the shuffle port, which the arithmetic shares, does
+// half the work.
+#if defined(__AVX__)
+// The two in-lane stages for rows v[g..g+3]: u[k] lane m = values g..g+3 of
+// pose k + 4m.
+template <class R>
+__attribute__((always_inline)) inline void in_lane_4x4(const R* v, R* u) {
+  R t[4];
+  if constexpr (sizeof(R) == 64) {
+#if defined(__AVX512F__)
+    t[0] = _mm512_unpacklo_ps(v[0], v[1]);
+    t[1] = _mm512_unpackhi_ps(v[0], v[1]);
+    t[2] = _mm512_unpacklo_ps(v[2], v[3]);
+    t[3] = _mm512_unpackhi_ps(v[2], v[3]);
+    u[0] = _mm512_shuffle_ps(t[0], t[2], 0x44);
+    u[1] = _mm512_shuffle_ps(t[0], t[2], 0xEE);
+    u[2] = _mm512_shuffle_ps(t[1], t[3], 0x44);
+    u[3] = _mm512_shuffle_ps(t[1], t[3], 0xEE);
+#endif
+  } else {
+    t[0] = _mm256_unpacklo_ps(v[0], v[1]);
+    t[1] = _mm256_unpackhi_ps(v[0], v[1]);
+    t[2] = _mm256_unpacklo_ps(v[2], v[3]);
+    t[3] = _mm256_unpackhi_ps(v[2], v[3]);
+    u[0] = _mm256_shuffle_ps(t[0], t[2], 0x44);
+    u[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+    u[2] = _mm256_shuffle_ps(t[1], t[3], 0x44);
+    u[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+  }
+}
+
+// Lane m (a 128-bit quarter) of a float vector.
+template <int M, class R>
+__attribute__((always_inline)) inline __m128 lane128(const R& r) {
+  if constexpr (sizeof(R) == 64) {
+#if defined(__AVX512F__)
+    return _mm512_extractf32x4_ps(r, M);
+#endif
+  } else {
+    return _mm256_extractf128_ps(r, M);
+  }
+}
+#endif
+
+//
+// Into a small buffer that stays in L1 the full in-register transpose and
+// one whole-row store per pose is faster (`whole_rows`): the store units
+// retire only one 16-byte store per cycle when they go to different lines.
+template <class T, int W>
+__attribute__((always_inline)) inline void store_transposed(const Vec<T, W>* v, T* row, int64_t stride, int count,
+                                                            bool whole_rows = false) {
+#if defined(__AVX__)
+  constexpr bool native = sizeof(T) == 4 && (W == 8
+#if defined(__AVX512F__)
+                                             || W == 16
+#endif
+                                            );
+  if constexpr (native) {
+    if (!whole_rows) {
+      using R = Vec<float, W>;
+      constexpr int kLanes = W / 4;  // 128-bit lanes per vector
+      const bool full = count == W;
+  #pragma GCC unroll 4
+      for (int g = 0; g < W; g += 4) {
+        R u[4];
+        in_lane_4x4<R>(reinterpret_cast<const R*>(v + g), u);
+  #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          float* out = reinterpret_cast<float*>(row) + g + k * stride;
+          const int64_t step = 4 * stride;  // lane m + 1 is pose k + 4(m + 1)
+          if (full || k < count) _mm_storeu_ps(out, lane128<0>(u[k]));
+          if (full || k + 4 < count) _mm_storeu_ps(out + step, lane128<1>(u[k]));
+          if constexpr (kLanes == 4) {
+            if (full || k + 8 < count) _mm_storeu_ps(out + 2 * step, lane128<2>(u[k]));
+            if (full || k + 12 < count) _mm_storeu_ps(out + 3 * step, lane128<3>(u[k]));
+          }
+        }
+      }
+      return;
+    }
+  }
+#endif
+  Vec<T, W> t[W];
+  for (int k = 0; k < W; ++k) t[k] = v[k];
+  transpose_tile<T, W>(t);
+  for (int l = 0; l < count; ++l) __builtin_memcpy(row + l * stride, &t[l], sizeof(t[l]));
 }

@@ -16,6 +16,9 @@
 #include <cstdint>
 #include <type_traits>  // std::integral_constant (a type only; no code)
 #include <utility>      // std::index_sequence (a type only; no code)
+#if defined(__SSE2__)
+#include <immintrin.h>  // simd_vectors.inl's intrinsics
+#endif
 
 // 16-lane vectors wider than the baseline ISA are passed between inline
 // functions of this file only, so the ABI note does not apply.
