@@ -24,19 +24,25 @@ namespace {
 
 // -- transposes between pose-major arrays and scratch rows --------------------------------
 
-// Row c of dst gets value c of each lane's pose row (src + pose * cols).
-// Rows are moved a W x W tile at a time; a ragged end is covered by one
-// more tile overlapping the last (its overlap rewrites the same values),
-// which is far cheaper than moving the leftover values one lane at a time.
+// Row c of dst gets value c of each lane's pose row: lane l reads row
+// min(l, count - 1) of src (rows of `cols` values), so the lanes past a
+// short block repeat its last pose. Rows are moved a W x W tile at a time;
+// a ragged end is covered by one more tile overlapping the last (its
+// overlap rewrites the same values), far cheaper than moving the leftover
+// values one lane at a time.
 template <class T, int W>
-inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* dst) {
+inline void stage(const T* src, int count, int64_t cols, Vec<T, W>* dst) {
   if constexpr (W > 1 && FASTKIN_SHUFFLE) {
     if (cols >= W) {
       for (int64_t c = 0; c < cols; c += W) {
         const int64_t c0 = c + W <= cols ? c : cols - W;
         Vec<T, W> v[W];
+        const T* row = src + c0;
 #pragma GCC unroll 16
-        for (int l = 0; l < W; ++l) __builtin_memcpy(&v[l], src + pose[l] * cols + c0, sizeof(v[l]));
+        for (int l = 0; l < W; ++l) {
+          __builtin_memcpy(&v[l], row, sizeof(v[l]));
+          if (l + 1 < count) row += cols;
+        }
         transpose_tile<T, W>(v);
 #pragma GCC unroll 16
         for (int k = 0; k < W; ++k) dst[c0 + k] = v[k];
@@ -45,7 +51,7 @@ inline void stage(const T* src, const int64_t* pose, int64_t cols, Vec<T, W>* ds
     }
   }
   for (int64_t c = 0; c < cols; ++c)
-    for (int l = 0; l < W; ++l) lane<T>(dst[c], l) = src[pose[l] * cols + c];
+    for (int l = 0; l < W; ++l) lane<T>(dst[c], l) = src[(l < count ? l : count - 1) * cols + c];
 }
 
 // Outputs larger than this (bytes) are written with non-temporal stores:
@@ -198,8 +204,7 @@ inline V quat_to_matrix(const V* q, V* r) {
 template <class T, class V>
 inline void quat_matrix_vjp(const V* q, const V* g, V* gq) {
   const V x = q[0], y = q[1], z = q[2], w = q[3];
-  const V n = x * x + y * y + z * z + w * w;
-  const V s = T(2) / n;
+  const V s = two_over<T>(x * x + y * y + z * z + w * w);
   const V g00 = g[0], g01 = g[1], g02 = g[2];
   const V g10 = g[3], g11 = g[4], g12 = g[5];
   const V g20 = g[6], g21 = g[7], g22 = g[8];
@@ -211,7 +216,7 @@ inline void quat_matrix_vjp(const V* q, const V* g, V* gq) {
   const V dy = x * (g01 + g10) + w * (g02 - g20) + z * (g12 + g21) - T(2) * y * (g00 + g22);
   const V dz = w * (g10 - g01) + x * (g02 + g20) + y * (g12 + g21) - T(2) * z * (g00 + g11);
   const V dw = z * (g10 - g01) + y * (g02 - g20) + x * (g21 - g12);
-  const V c = T(2) * s * gk / n;  // d s / d q = -(2 s / n) q
+  const V c = s * s * gk;  // d s / d q = -(2 s / n) q = -s^2 q
   gq[0] = s * dx - c * x;
   gq[1] = s * dy - c * y;
   gq[2] = s * dz - c * z;
@@ -252,13 +257,14 @@ inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j, V
 // Local rotation matrices of every joint into `local` (9 rows per joint);
 // quaternion input is staged in `quats` (4 rows per joint) first.
 template <class T, int W>
-inline void load_local_rotations(const FkInputs<T>& in, const int64_t* pose, Vec<T, W>* local, Vec<T, W>* quats) {
+inline void load_local_rotations(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* local,
+                                 Vec<T, W>* quats) {
   const int64_t J = in.num_joints;
   if (in.form == RotationForm::Matrix) {
-    stage<T, W>(in.rotations, pose, J * 9, local);
+    stage<T, W>(in.rotations + pose[0] * J * 9, count, J * 9, local);
     return;
   }
-  stage<T, W>(in.rotations, pose, J * 4, quats);
+  stage<T, W>(in.rotations + pose[0] * J * 4, count, J * 4, quats);
   for (int64_t j = 0; j < J; ++j) quat_to_matrix<T>(quats + j * 4, local + j * 9);
 }
 
@@ -296,7 +302,8 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   V* world_rot = scratch;            // 9 rows per joint
   V* world_pos = world_rot + J * 9;  // 3 rows per joint
   V* input = world_pos + J * 3;      // the staged rotations: 4 or 9 rows per joint
-  stage<T, W>(in.rotations, pose, J * (quat ? 4 : 9), input);
+  const int64_t rot_cols = J * (quat ? 4 : 9);
+  stage<T, W>(in.rotations + pose[0] * rot_cols, count, rot_cols, input);
   // Two accumulators: one add chain per joint would wait on the add latency.
   V probe[2] = {};
   for (int64_t j = 0; j < J; ++j) {
@@ -358,10 +365,13 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   return sum == T(0);
 }
 
+// Backward of one block. Shared offsets: full blocks add their offset
+// gradient into the lanes of `offset_acc` (3 rows per joint; summed across
+// lanes by the caller), others straight into offset_sum.
 template <class T, int W>
 bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch,
                     const T* grad_world_rotations, const T* grad_world_positions, const FkGradients<T>& grads,
-                    double* offset_sum) {
+                    Vec<T, W>* offset_acc, double* offset_sum) {
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
   const bool quat = in.form == RotationForm::Quaternion;
@@ -370,67 +380,79 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   V* adj_rot = world + J * 9;     // 9 rows per joint: dL/dworld rotation
   V* adj_pos = adj_rot + J * 9;   // 3 rows per joint: dL/dworld position; becomes dL/doffset
   V* quats = adj_pos + J * 3;     // 4 rows per joint; becomes dL/dquaternion
-  load_local_rotations<T, W>(in, pose, local, quats);
+  load_local_rotations<T, W>(in, pose, count, local, quats);
   for (int64_t j = 0; j < J; ++j) {
     const int32_t p = in.parents[j];
+    V lr[9], out[9];
+    for (int k = 0; k < 9; ++k) lr[k] = local[j * 9 + k];
     if (p < 0) {
-      for (int k = 0; k < 9; ++k) world[j * 9 + k] = local[j * 9 + k];
+      for (int k = 0; k < 9; ++k) out[k] = lr[k];
     } else {
-      mat_mul(world + p * 9, local + j * 9, world + j * 9);
+      V pw[9];
+      for (int k = 0; k < 9; ++k) pw[k] = world[p * 9 + k];
+      mat_mul(pw, lr, out);
     }
+    for (int k = 0; k < 9; ++k) world[j * 9 + k] = out[k];
   }
   if (grad_world_rotations) {
-    stage<T, W>(grad_world_rotations, pose, J * 9, adj_rot);
+    stage<T, W>(grad_world_rotations + pose[0] * J * 9, count, J * 9, adj_rot);
   } else {
     for (int64_t k = 0; k < J * 9; ++k) adj_rot[k] = V{};
   }
   if (grad_world_positions) {
-    stage<T, W>(grad_world_positions, pose, J * 3, adj_pos);
+    stage<T, W>(grad_world_positions + pose[0] * J * 3, count, J * 3, adj_pos);
   } else {
     for (int64_t k = 0; k < J * 3; ++k) adj_pos[k] = V{};
   }
   V grad_root[3] = {};
   for (int64_t j = J - 1; j >= 0; --j) {
-    V* lr = local + j * 9;
-    V* gr = adj_rot + j * 9;
-    V* gp = adj_pos + j * 3;
+    // Everything this joint reads goes to registers first: through the
+    // scratch pointers, which may alias, each store would force reloads.
+    V gr[9], gp[3];
+    for (int k = 0; k < 9; ++k) gr[k] = adj_rot[j * 9 + k];
+    for (int c = 0; c < 3; ++c) gp[c] = adj_pos[j * 3 + c];
     const int32_t p = in.parents[j];
-    V grad_local[9];
+    V grad_local[9], grad_offset[3];
     if (p < 0) {
-      // dL/dlocal = dL/dworld; dL/doffset = dL/dposition stays in gp.
+      // dL/dlocal = dL/dworld; dL/doffset = dL/dposition.
       for (int k = 0; k < 9; ++k) grad_local[k] = gr[k];
-      for (int c = 0; c < 3; ++c) grad_root[c] += gp[c];
+      for (int c = 0; c < 3; ++c) {
+        grad_root[c] += gp[c];
+        grad_offset[c] = gp[c];
+      }
     } else {
-      const V* pw = world + p * 9;
-      V* pgr = adj_rot + p * 9;
-      V* pgp = adj_pos + p * 3;
-      V o[3];
+      V pw[9], lr[9], o[3];
+      for (int k = 0; k < 9; ++k) pw[k] = world[p * 9 + k];
+      for (int k = 0; k < 9; ++k) lr[k] = local[j * 9 + k];
       load_offset<T, W>(in, pose, j, o);
       mat_tmul(pw, gr, grad_local);
+      mat_tvec(pw, gp, grad_offset);
       // parent's adjoint += gr * local^T + gp * offset^T
+      V* pgr = adj_rot + p * 9;
+      V* pgp = adj_pos + p * 3;
       for (int r = 0; r < 3; ++r)
         for (int c = 0; c < 3; ++c)
           pgr[r * 3 + c] += gr[r * 3] * lr[c * 3] + gr[r * 3 + 1] * lr[c * 3 + 1] + gr[r * 3 + 2] * lr[c * 3 + 2] +
                             gp[r] * o[c];
-      V grad_offset[3];
-      mat_tvec(pw, gp, grad_offset);
-      for (int c = 0; c < 3; ++c) {
-        pgp[c] += gp[c];
-        gp[c] = grad_offset[c];
-      }
+      for (int c = 0; c < 3; ++c) pgp[c] += gp[c];
     }
+    for (int c = 0; c < 3; ++c) adj_pos[j * 3 + c] = grad_offset[c];
     if (quat) {
       V grad_quat[4];
       quat_matrix_vjp<T>(quats + j * 4, grad_local, grad_quat);
       for (int c = 0; c < 4; ++c) quats[j * 4 + c] = grad_quat[c];
     } else {
-      for (int k = 0; k < 9; ++k) lr[k] = grad_local[k];
+      for (int k = 0; k < 9; ++k) local[j * 9 + k] = grad_local[k];
     }
     if (!in.offsets_batched) {
-      for (int c = 0; c < 3; ++c) {
-        T sum = T(0);
-        for (int l = 0; l < count; ++l) sum += lane<T>(gp[c], l);
-        offset_sum[j * 3 + c] += double(sum);
+      if (offset_acc && count == W) {
+        for (int c = 0; c < 3; ++c) offset_acc[j * 3 + c] += grad_offset[c];
+      } else {
+        for (int c = 0; c < 3; ++c) {
+          T sum = T(0);
+          for (int l = 0; l < count; ++l) sum += lane<T>(grad_offset[c], l);
+          offset_sum[j * 3 + c] += double(sum);
+        }
       }
     }
   }
@@ -490,13 +512,34 @@ bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch
 template <class T, int W>
 bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch, const T* grad_world_rotations,
                     const T* grad_world_positions, const FkGradients<T>& grads, double* offset_sum) {
+  using V = Vec<T, W>;
+  const int64_t J = in.num_joints;
+  // Shared offsets: lane-wise sums over full blocks, flushed to offset_sum
+  // in double every kFlush blocks (a longer float sum would lose digits) and
+  // at the end: one horizontal sum per joint per kFlush blocks, not per block.
+  constexpr int kFlush = 64;
+  V* acc = in.offsets_batched ? nullptr : reinterpret_cast<V*>(scratch) + J * 34;  // after backward_block's rows
+  for (int64_t k = 0; acc && k < J * 3; ++k) acc[k] = V{};
+  int pending = 0;
+  auto flush = [&] {
+    for (int64_t k = 0; k < J * 3; ++k) {
+      T sum = T(0);
+      for (int l = 0; l < W; ++l) sum += lane<T>(acc[k], l);
+      offset_sum[k] += double(sum);
+      acc[k] = V{};
+    }
+    pending = 0;
+  };
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
-    return single ? backward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), grad_world_rotations,
-                                         grad_world_positions, grads, offset_sum)
-                  : backward_block<T, W>(in, pose, count, reinterpret_cast<Vec<T, W>*>(scratch),
-                                         grad_world_rotations, grad_world_positions, grads, offset_sum);
+    if (single)
+      return backward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), grad_world_rotations,
+                                  grad_world_positions, grads, nullptr, offset_sum);
+    const bool ok = backward_block<T, W>(in, pose, count, reinterpret_cast<V*>(scratch), grad_world_rotations,
+                                         grad_world_positions, grads, acc, offset_sum);
+    if (acc && ++pending == kFlush) flush();
+    return ok;
   });
-  stream_fence();
+  if (acc) flush();
   return finite;
 }
 
