@@ -242,28 +242,60 @@ __attribute__((always_inline)) inline __m128 lane128(const R& r) {
 #endif
 
 //
-// Into a small buffer that stays in L1 the full in-register transpose and
-// one whole-row store per pose is faster (`whole_rows`): the store units
-// retire only one 16-byte store per cycle when they go to different lines.
+// Into a small buffer that stays in L1 (`to_l1`) fewer, wider stores win:
+// with AVX-512 one more stage of two-source permutes pairs the 128-bit
+// lanes into 256-bit half rows (three shuffle stages instead of four, two
+// stores per pose); elsewhere the full transpose and one store per pose.
+#if defined(__AVX512F__)
+__attribute__((always_inline)) inline void store_half_rows_16x16(const __m512* v, float* row, int64_t stride) {
+  __m512 u[16];
+#pragma GCC unroll 4
+  for (int g = 0; g < 16; g += 4) in_lane_4x4<__m512>(v + g, u + g);
+  // [a.L0, b.L0, a.L1, b.L1] and [a.L2, b.L2, a.L3, b.L3] (L: 128-bit lanes)
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      // u[8h + k] lane m: values 8h..8h+3 of pose k + 4m; u[8h + 4 + k]: the next four.
+      const __m512 poses_0_4 = _mm512_permutex2var_ps(u[8 * h + k], first, u[8 * h + 4 + k]);
+      const __m512 poses_8_12 = _mm512_permutex2var_ps(u[8 * h + k], second, u[8 * h + 4 + k]);
+      float* out = row + 8 * h + k * stride;
+      _mm256_storeu_ps(out, _mm512_castps512_ps256(poses_0_4));
+      _mm256_storeu_ps(out + 4 * stride, _mm512_extractf32x8_ps(poses_0_4, 1));
+      _mm256_storeu_ps(out + 8 * stride, _mm512_castps512_ps256(poses_8_12));
+      _mm256_storeu_ps(out + 12 * stride, _mm512_extractf32x8_ps(poses_8_12, 1));
+    }
+  }
+}
+#endif
+
 template <class T, int W>
 __attribute__((always_inline)) inline void store_transposed(const Vec<T, W>* v, T* row, int64_t stride, int count,
-                                                            bool whole_rows = false) {
+                                                            bool to_l1 = false) {
 #if defined(__AVX__)
-  constexpr bool native = sizeof(T) == 4 && (W == 8
 #if defined(__AVX512F__)
-                                             || W == 16
+  if constexpr (sizeof(T) == 4 && W == 16) {
+    if (to_l1 && count == W) {
+      store_half_rows_16x16(reinterpret_cast<const __m512*>(v), reinterpret_cast<float*>(row), stride);
+      return;
+    }
+  }
+  constexpr bool native = sizeof(T) == 4 && (W == 8 || W == 16);
+#else
+  constexpr bool native = sizeof(T) == 4 && W == 8;
 #endif
-                                            );
   if constexpr (native) {
-    if (!whole_rows) {
+    if (!to_l1) {
       using R = Vec<float, W>;
       constexpr int kLanes = W / 4;  // 128-bit lanes per vector
       const bool full = count == W;
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int g = 0; g < W; g += 4) {
         R u[4];
         in_lane_4x4<R>(reinterpret_cast<const R*>(v + g), u);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int k = 0; k < 4; ++k) {
           float* out = reinterpret_cast<float*>(row) + g + k * stride;
           const int64_t step = 4 * stride;  // lane m + 1 is pose k + 4(m + 1)
