@@ -254,20 +254,6 @@ inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j, V
   }
 }
 
-// Local rotation matrices of every joint into `local` (9 rows per joint);
-// quaternion input is staged in `quats` (4 rows per joint) first.
-template <class T, int W>
-inline void load_local_rotations(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* local,
-                                 Vec<T, W>* quats) {
-  const int64_t J = in.num_joints;
-  if (in.form == RotationForm::Matrix) {
-    stage<T, W>(in.rotations + pose[0] * J * 9, count, J * 9, local);
-    return;
-  }
-  stage<T, W>(in.rotations + pose[0] * J * 4, count, J * 4, quats);
-  for (int64_t j = 0; j < J; ++j) quat_to_matrix<T>(quats + j * 4, local + j * 9);
-}
-
 // 0 when every row is finite, NaN otherwise.
 template <class T, int W>
 inline T nonfinite_probe(const Vec<T, W>* rows, int64_t n_rows) {
@@ -375,16 +361,26 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
   const bool quat = in.form == RotationForm::Quaternion;
-  V* local = scratch;             // 9 rows per joint; becomes dL/dlocal
-  V* world = local + J * 9;       // 9 rows per joint
+  // Quaternion input keeps only the staged quaternions and recomputes each
+  // local matrix where it is needed: 9 rows per joint less keeps the block
+  // in L1. Matrix input's staged rows are the local matrices.
+  V* world = scratch;             // 9 rows per joint
   V* adj_rot = world + J * 9;     // 9 rows per joint: dL/dworld rotation
   V* adj_pos = adj_rot + J * 9;   // 3 rows per joint: dL/dworld position; becomes dL/doffset
-  V* quats = adj_pos + J * 3;     // 4 rows per joint; becomes dL/dquaternion
-  load_local_rotations<T, W>(in, pose, count, local, quats);
+  V* input = adj_pos + J * 3;     // 4 or 9 rows per joint; becomes dL/dinput
+  const int64_t rot_cols = J * (quat ? 4 : 9);
+  stage<T, W>(in.rotations + pose[0] * rot_cols, count, rot_cols, input);
+  auto local_of = [&](int64_t j, V* lr) {
+    if (quat) {
+      quat_to_matrix<T>(input + j * 4, lr);
+    } else {
+      for (int k = 0; k < 9; ++k) lr[k] = input[j * 9 + k];
+    }
+  };
   for (int64_t j = 0; j < J; ++j) {
     const int32_t p = in.parents[j];
     V lr[9], out[9];
-    for (int k = 0; k < 9; ++k) lr[k] = local[j * 9 + k];
+    local_of(j, lr);
     if (p < 0) {
       for (int k = 0; k < 9; ++k) out[k] = lr[k];
     } else {
@@ -423,7 +419,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
     } else {
       V pw[9], lr[9], o[3];
       for (int k = 0; k < 9; ++k) pw[k] = world[p * 9 + k];
-      for (int k = 0; k < 9; ++k) lr[k] = local[j * 9 + k];
+      local_of(j, lr);
       load_offset<T, W>(in, pose, j, o);
       mat_tmul(pw, gr, grad_local);
       mat_tvec(pw, gp, grad_offset);
@@ -439,10 +435,10 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
     for (int c = 0; c < 3; ++c) adj_pos[j * 3 + c] = grad_offset[c];
     if (quat) {
       V grad_quat[4];
-      quat_matrix_vjp<T>(quats + j * 4, grad_local, grad_quat);
-      for (int c = 0; c < 4; ++c) quats[j * 4 + c] = grad_quat[c];
+      quat_matrix_vjp<T>(input + j * 4, grad_local, grad_quat);
+      for (int c = 0; c < 4; ++c) input[j * 4 + c] = grad_quat[c];
     } else {
-      for (int k = 0; k < 9; ++k) local[j * 9 + k] = grad_local[k];
+      for (int k = 0; k < 9; ++k) input[j * 9 + k] = grad_local[k];
     }
     if (!in.offsets_batched) {
       if (offset_acc && count == W) {
@@ -456,10 +452,8 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
       }
     }
   }
-  const bool finite = nonfinite_probe<T, W>(quat ? quats : local, J * (quat ? 4 : 9)) == T(0) &&
-                      nonfinite_probe<T, W>(adj_pos, J * 3) == T(0);
-  const int64_t rot_cols = J * (quat ? 4 : 9);
-  unstage<T, W>(quat ? quats : local, count, rot_cols, grads.rotations + pose[0] * rot_cols);
+  const bool finite = nonfinite_probe<T, W>(input, rot_cols) == T(0) && nonfinite_probe<T, W>(adj_pos, J * 3) == T(0);
+  unstage<T, W>(input, count, rot_cols, grads.rotations + pose[0] * rot_cols);
   if (in.offsets_batched) unstage<T, W>(adj_pos, count, J * 3, grads.offsets + pose[0] * J * 3);
   if (grads.root_translation)
     for (int l = 0; l < count; ++l)
@@ -518,7 +512,7 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
   // in double every kFlush blocks (a longer float sum would lose digits) and
   // at the end: one horizontal sum per joint per kFlush blocks, not per block.
   constexpr int kFlush = 64;
-  V* acc = in.offsets_batched ? nullptr : reinterpret_cast<V*>(scratch) + J * 34;  // after backward_block's rows
+  V* acc = in.offsets_batched ? nullptr : reinterpret_cast<V*>(scratch) + J * 30;  // after backward_block's rows
   for (int64_t k = 0; acc && k < J * 3; ++k) acc[k] = V{};
   int pending = 0;
   auto flush = [&] {

@@ -23,7 +23,7 @@ struct FkKernel {
 
 // Values of scratch one worker needs for a block of `lanes` poses.
 inline int64_t fk_scratch_size(int64_t num_joints, int lanes) {
-  return num_joints * 37 * lanes;  // backward: local, world, 2 adjoints, quaternions, offset sums (forward: 33)
+  return num_joints * 33 * lanes;  // forward: world, input, output buffer; backward: 30 and offset sums
 }
 
 template <class T> FkKernel<T> fk_kernel_scalar();
