@@ -37,6 +37,16 @@ inline void stage(const T* src, int count, int64_t cols, Vec<T, W>* dst) {
       for (int64_t c = 0; c < cols; c += W) {
         const int64_t c0 = c + W <= cols ? c : cols - W;
         Vec<T, W> v[W];
+#if defined(__AVX512F__)
+        if constexpr (sizeof(T) == 4 && W == 16) {
+          if (count == W) {
+            load_half_rows_16x16(reinterpret_cast<const float*>(src) + c0, cols, reinterpret_cast<__m512*>(v));
+#pragma GCC unroll 16
+            for (int k = 0; k < W; ++k) dst[c0 + k] = v[k];
+            continue;
+          }
+        }
+#endif
         const T* row = src + c0;
 #pragma GCC unroll 16
         for (int l = 0; l < W; ++l) {

@@ -269,6 +269,30 @@ __attribute__((always_inline)) inline void store_half_rows_16x16(const __m512* v
     }
   }
 }
+// The inverse of store_half_rows_16x16: v[k] = value k of 16 pose rows
+// (row + l * stride). Each register is loaded as two 256-bit half rows (the
+// upper one inserted straight from memory), so one shuffle stage of four is
+// done by the loads.
+__attribute__((always_inline)) inline void load_half_rows_16x16(const float* row, int64_t stride, __m512* v) {
+  __m512 u[16];
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const float* in = row + 8 * h + k * stride;
+      const __m512 poses_0_4 =
+          _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(in)), _mm256_loadu_ps(in + 4 * stride), 1);
+      const __m512 poses_8_12 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(in + 8 * stride)),
+                                                   _mm256_loadu_ps(in + 12 * stride), 1);
+      u[8 * h + k] = _mm512_shuffle_f32x4(poses_0_4, poses_8_12, 0x88);
+      u[8 * h + 4 + k] = _mm512_shuffle_f32x4(poses_0_4, poses_8_12, 0xDD);
+    }
+  }
+  // The in-lane 4 x 4 transpose is its own inverse.
+#pragma GCC unroll 4
+  for (int g = 0; g < 16; g += 4) in_lane_4x4<__m512>(u + g, v + g);
+}
+
 #endif
 
 template <class T, int W>
