@@ -173,7 +173,8 @@ def test_outputs_over_the_streaming_size_match_small_calls(num_joints, dtype, fo
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_every_instruction_set_path_matches_reference(isa, tmp_path):
-    """Each compiled kernel variant (capped with FASTKIN_ISA) against the reference."""
+    """Each compiled kernel variant (capped with FASTKIN_ISA) against the reference, for a
+    small batch and for one whose output is large enough to be streamed."""
     script = tmp_path / "run.py"
     script.write_text(
         "import numpy as np, fastkin, sys\n"
@@ -184,6 +185,8 @@ def test_every_instruction_set_path_matches_reference(isa, tmp_path):
         "out = {}\n"
         "for name, x in (('q64', q), ('q32', q.astype(np.float32)), ('m64', m), ('m32', m.astype(np.float32))):\n"
         "    out[name + 'r'], out[name + 'p'] = fastkin.fk_batch(sk, x)\n"
+        "    # 47 copies: over 2 MB of output, the streamed path\n"
+        "    out[name + 'R'], out[name + 'P'] = fastkin.fk_batch(sk, np.tile(x, (47,) + (1,) * (x.ndim - 1)))\n"
         "np.savez(sys.argv[1], isa=fastkin.build_info()['isa'], **out)\n" % (SMPL_PARENTS,)
     )
     result_file = tmp_path / "out.npz"
@@ -204,6 +207,9 @@ def test_every_instruction_set_path_matches_reference(isa, tmp_path):
         expected_r, expected_p = fk_reference(SMPL_PARENTS, offsets.astype(np.float32), x.astype(np.float32))
         assert_close(result[name + "r"], expected_r, 1e-5)
         assert_close(result[name + "p"], expected_p, 1e-5)
+    for name in ("q64", "q32", "m64", "m32"):  # the streamed copies equal the small call's poses
+        np.testing.assert_allclose(result[name + "R"], np.tile(result[name + "r"], (47, 1, 1, 1)), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(result[name + "P"], np.tile(result[name + "p"], (47, 1, 1)), rtol=0, atol=1e-5)
 
 
 def test_read_only_input_is_accepted_and_left_untouched(rng):
