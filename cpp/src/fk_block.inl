@@ -291,7 +291,8 @@ inline void probe_finite(V& probe, const V& x) {
 // block is assembled in the queue's buffer and queued for streaming, once
 // the previous block's copies have dripped out between this block's joints.
 template <class T, int W>
-bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, StreamQueue<T>* queue, T* world_rotations, T* world_positions) {
+bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, StreamQueue<T>* queue,
+                   T* world_rotations, T* world_positions) {
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
   const bool quat = in.form == RotationForm::Quaternion;

@@ -82,126 +82,12 @@ inline void transpose_tile_generic(Vec<T, W>* v) {
   }
 }
 
-#if defined(__AVX512F__)
-// 16 x 16 floats with the classic sequence: unpack pairs of rows, shuffle
-// within 128-bit lanes, then twice across lanes. All of it non-destructive
-// three-operand shuffles (the generic version compiles to two-source
-// permutes that overwrite a source, plus a register copy each).
-__attribute__((always_inline)) inline void transpose_16x16(__m512* r) {
-  __m512 t[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // u[4g + k]: rows 4g..4g+3 of columns k, k + 4, k + 8, k + 12 (one per 128-bit lane).
-#pragma GCC unroll 4
-  for (int g = 0; g < 16; g += 4) {
-    r[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-    r[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-    r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-  // t[k] (k < 4, and k + 8 for rows 8..15): rows 0..7 of columns k, k + 8 then
-  // t[k + 4]: of columns k + 4, k + 12.
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[k] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0x88);
-    t[k + 4] = _mm512_shuffle_f32x4(r[k], r[k + 4], 0xDD);
-    t[k + 8] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0x88);
-    t[k + 12] = _mm512_shuffle_f32x4(r[k + 8], r[k + 12], 0xDD);
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) {
-    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
-  }
-}
-
-// 8 x 8 doubles: unpack pairs of rows, then twice across 128-bit lanes.
-__attribute__((always_inline)) inline void transpose_8x8(__m512d* r) {
-  __m512d t[8];
-#pragma GCC unroll 4
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
-  }
-  // r[k], r[k + 4] (k < 4): rows 0..3 / 4..7 of columns k, k + 4 (pairs
-  // split by lane parity).
-#pragma GCC unroll 2
-  for (int k = 0; k < 2; ++k) {
-    r[k] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0x88);
-    r[k + 2] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0xDD);
-    r[k + 4] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0x88);
-    r[k + 6] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0xDD);
-  }
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[k] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0x88);
-    t[k + 4] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0xDD);
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) r[k] = t[k];
-}
-#endif
-
 #if defined(__AVX__)
-// 8 x 8 floats: unpack, shuffle within 128-bit lanes, swap lanes.
-__attribute__((always_inline)) inline void transpose_8x8(__m256* r) {
-  __m256 t[8];
-#pragma GCC unroll 4
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-#pragma GCC unroll 2
-  for (int g = 0; g < 8; g += 4) {
-    r[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
-    r[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
-    r[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-    r[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-  }
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {
-    t[k] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x20);
-    t[k + 4] = _mm256_permute2f128_ps(r[k], r[k + 4], 0x31);
-  }
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) r[k] = t[k];
-}
-#endif
-
-// Transposes a W x W tile in registers (rows become columns).
-template <class T, int W>
-__attribute__((always_inline)) inline void transpose_tile(Vec<T, W>* v) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(T) == 4 && W == 16) {
-    transpose_16x16(reinterpret_cast<__m512*>(v));
-    return;
-  } else if constexpr (sizeof(T) == 8 && W == 8) {
-    transpose_8x8(reinterpret_cast<__m512d*>(v));
-    return;
-  }
-#endif
-#if defined(__AVX__)
-  if constexpr (sizeof(T) == 4 && W == 8) {
-    transpose_8x8(reinterpret_cast<__m256*>(v));
-    return;
-  }
-#endif
-  transpose_tile_generic<T, W>(v);
-}
-
-// Writes the transpose of a W x W tile (v[k]: value k of W poses) to the
-// first `count` pose rows, row + l * stride (W values each). For float on
-// AVX-512 / AVX only the two in-lane shuffle stages run in registers: each
-// 128-bit lane then holds four consecutive values of one pose, and a
-// 16-byte store puts it in place. The store units so do the cross-lane half
-// of the transpose, and the shuffle port, which the arithmetic shares, does
-// half the work.
-#if defined(__AVX__)
-// The two in-lane stages for rows v[g..g+3]: u[k] lane m = values g..g+3 of
-// pose k + 4m.
+// The first two stages of a float tile transpose, within 128-bit lanes, for
+// four rows v[0..3]: afterwards lane m of u[k] holds element 4m + k of the
+// four rows (a 4 x 4 transpose inside each lane; it is its own inverse).
+// Non-destructive three-operand shuffles: the generic version compiles to
+// two-source permutes that overwrite a source, plus a register copy each.
 template <class R>
 __attribute__((always_inline)) inline void in_lane_4x4(const R* v, R* u) {
   R t[4];
@@ -239,14 +125,72 @@ __attribute__((always_inline)) inline __m128 lane128(const R& r) {
     return _mm256_extractf128_ps(r, M);
   }
 }
+
+// 8 x 8 floats: the in-lane stages, then swap 128-bit lanes.
+__attribute__((always_inline)) inline void transpose_8x8(__m256* r) {
+  __m256 u[8];
+  in_lane_4x4<__m256>(r, u);
+  in_lane_4x4<__m256>(r + 4, u + 4);
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(u[k], u[k + 4], 0x31);
+  }
+}
 #endif
 
-//
-// Into a small buffer that stays in L1 (`to_l1`) fewer, wider stores win:
-// with AVX-512 one more stage of two-source permutes pairs the 128-bit
-// lanes into 256-bit half rows (three shuffle stages instead of four, two
-// stores per pose); elsewhere the full transpose and one store per pose.
 #if defined(__AVX512F__)
+// 16 x 16 floats: the in-lane stages, then twice across 128-bit lanes.
+__attribute__((always_inline)) inline void transpose_16x16(__m512* r) {
+  __m512 u[16], t[16];
+#pragma GCC unroll 4
+  for (int g = 0; g < 16; g += 4) in_lane_4x4<__m512>(r + g, u + g);
+  // t[k] (k < 4): rows 0..3 and 4..7 of columns k and k + 8; t[k + 4]: of
+  // columns k + 4 and k + 12; t[k + 8], t[k + 12]: the same of rows 8..15.
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(u[k], u[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f32x4(u[k], u[k + 4], 0xDD);
+    t[k + 8] = _mm512_shuffle_f32x4(u[k + 8], u[k + 12], 0x88);
+    t[k + 12] = _mm512_shuffle_f32x4(u[k + 8], u[k + 12], 0xDD);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+  }
+}
+
+// 8 x 8 doubles: unpack pairs of rows, then twice across 128-bit lanes.
+__attribute__((always_inline)) inline void transpose_8x8(__m512d* r) {
+  __m512d t[8];
+#pragma GCC unroll 4
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+  }
+  // r[k], r[k + 2] (k < 2): rows 0..3 of columns k, k + 4 and k + 2, k + 6;
+  // r[k + 4], r[k + 6]: the same of rows 4..7.
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; ++k) {
+    r[k] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0x88);
+    r[k + 2] = _mm512_shuffle_f64x2(t[k], t[k + 2], 0xDD);
+    r[k + 4] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0x88);
+    r[k + 6] = _mm512_shuffle_f64x2(t[k + 4], t[k + 6], 0xDD);
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0x88);
+    t[k + 4] = _mm512_shuffle_f64x2(r[k], r[k + 4], 0xDD);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) r[k] = t[k];
+}
+
+// Into a small buffer that stays in L1, fewer, wider stores win: after the
+// in-lane stages one stage of two-source permutes pairs the 128-bit lanes
+// into 256-bit half rows (three shuffle stages instead of four, two stores
+// per pose row).
 __attribute__((always_inline)) inline void store_half_rows_16x16(const __m512* v, float* row, int64_t stride) {
   __m512 u[16];
 #pragma GCC unroll 4
@@ -269,6 +213,7 @@ __attribute__((always_inline)) inline void store_half_rows_16x16(const __m512* v
     }
   }
 }
+
 // The inverse of store_half_rows_16x16: v[k] = value k of 16 pose rows
 // (row + l * stride). Each register is loaded as two 256-bit half rows (the
 // upper one inserted straight from memory), so one shuffle stage of four is
@@ -288,13 +233,42 @@ __attribute__((always_inline)) inline void load_half_rows_16x16(const float* row
       u[8 * h + 4 + k] = _mm512_shuffle_f32x4(poses_0_4, poses_8_12, 0xDD);
     }
   }
-  // The in-lane 4 x 4 transpose is its own inverse.
 #pragma GCC unroll 4
   for (int g = 0; g < 16; g += 4) in_lane_4x4<__m512>(u + g, v + g);
 }
-
 #endif
 
+// Transposes a W x W tile in registers (rows become columns).
+template <class T, int W>
+__attribute__((always_inline)) inline void transpose_tile(Vec<T, W>* v) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(T) == 4 && W == 16) {
+    transpose_16x16(reinterpret_cast<__m512*>(v));
+    return;
+  } else if constexpr (sizeof(T) == 8 && W == 8) {
+    transpose_8x8(reinterpret_cast<__m512d*>(v));
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(T) == 4 && W == 8) {
+    transpose_8x8(reinterpret_cast<__m256*>(v));
+    return;
+  }
+#endif
+  transpose_tile_generic<T, W>(v);
+}
+
+// Writes the transpose of a W x W tile (v[k]: value k of W poses) to the
+// first `count` pose rows, row + l * stride (W values each). For float on
+// AVX-512 / AVX only the in-lane stages run in registers: each 128-bit lane
+// then holds four consecutive values of one pose, and a 16-byte store puts
+// it in place, so the store units do the cross-lane half of the transpose
+// and the shuffle port, which the arithmetic shares, does half the work.
+// Into a block buffer that stays in L1 (`to_l1`, full blocks) AVX-512 uses
+// store_half_rows_16x16 instead, and the other paths the full transpose:
+// the store units retire one 16-byte store per cycle when they go to
+// different lines.
 template <class T, int W>
 __attribute__((always_inline)) inline void store_transposed(const Vec<T, W>* v, T* row, int64_t stride, int count,
                                                             bool to_l1 = false) {
