@@ -264,27 +264,21 @@ inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j, V
   }
 }
 
-// 0 when every row is finite, NaN otherwise.
-template <class T, int W>
-inline T nonfinite_probe(const Vec<T, W>* rows, int64_t n_rows) {
-  // x - x is 0 for finite x and NaN otherwise; four accumulators keep the
-  // adds independent (one chain would be bound by the add latency).
-  Vec<T, W> probe[4] = {};
-  int64_t k = 0;
-  for (; k + 4 <= n_rows; k += 4)
-    for (int a = 0; a < 4; ++a) probe[a] += rows[k + a] - rows[k + a];
-  for (; k < n_rows; ++k) probe[0] += rows[k] - rows[k];
-  const Vec<T, W> total = (probe[0] + probe[1]) + (probe[2] + probe[3]);
-  T sum = T(0);
-  for (int l = 0; l < W; ++l) sum += lane<T>(total, l);
-  return sum;
-}
-
 // Adds 0 to `probe` for finite x and NaN otherwise (x * 0 is NaN for an
 // infinity; the compiler may not fold it without -ffast-math).
 template <class T, class V>
 inline void probe_finite(V& probe, const V& x) {
   probe += x * T(0);
+}
+
+// 0 when every row is finite, NaN otherwise.
+template <class T, int W>
+inline T nonfinite_probe(const Vec<T, W>* rows, int64_t n_rows) {
+  // Four accumulators keep the adds independent (one chain would be bound
+  // by the add latency).
+  Vec<T, W> probe[4] = {};
+  for (int64_t k = 0; k < n_rows; ++k) probe_finite<T>(probe[k & 3], rows[k]);
+  return lane_sum<T>((probe[0] + probe[1]) + (probe[2] + probe[3]), W);
 }
 
 // Forward kinematics of one block. With a `queue` (large outputs) a full
@@ -343,9 +337,7 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
     for (int k = 0; k < 9; ++k) world_rot[j * 9 + k] = rot[k];
     for (int c = 0; c < 3; ++c) world_pos[j * 3 + c] = pos[c];
   }
-  const V total = probe[0] + probe[1];
-  T sum = T(0);
-  for (int l = 0; l < W; ++l) sum += lane<T>(total, l);
+  const T sum = lane_sum<T>(probe[0] + probe[1], W);
   T* out_rot = world_rotations + pose[0] * J * 9;
   T* out_pos = world_positions + pose[0] * J * 3;
   if (queue && count == W) {
@@ -455,11 +447,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
       if (offset_acc && count == W) {
         for (int c = 0; c < 3; ++c) offset_acc[j * 3 + c] += grad_offset[c];
       } else {
-        for (int c = 0; c < 3; ++c) {
-          T sum = T(0);
-          for (int l = 0; l < count; ++l) sum += lane<T>(grad_offset[c], l);
-          offset_sum[j * 3 + c] += double(sum);
-        }
+        for (int c = 0; c < 3; ++c) offset_sum[j * 3 + c] += double(lane_sum<T>(grad_offset[c], count));
       }
     }
   }
@@ -528,9 +516,7 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
   int pending = 0;
   auto flush = [&] {
     for (int64_t k = 0; k < J * 3; ++k) {
-      T sum = T(0);
-      for (int l = 0; l < W; ++l) sum += lane<T>(acc[k], l);
-      offset_sum[k] += double(sum);
+      offset_sum[k] += double(lane_sum<T>(acc[k], W));
       acc[k] = V{};
     }
     pending = 0;

@@ -43,6 +43,14 @@ inline T lane(const V& v, int l) {
   return reinterpret_cast<const T*>(&v)[l];
 }
 
+// The sum of the first `count` lanes of v.
+template <class T, class V>
+inline T lane_sum(const V& v, int count) {
+  T sum = T(0);
+  for (int l = 0; l < count; ++l) sum += lane<T>(v, l);
+  return sum;
+}
+
 // -- in-register shuffles ------------------------------------------------------------------
 
 // Whether __builtin_shufflevector exists (GCC >= 12, Clang); without it the
