@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -69,15 +70,19 @@ const void* checked(const A& a, const char* name, const std::vector<int64_t>& le
 }
 
 // A new C-contiguous numpy array of shape leading + trailing that owns its
-// memory.
+// memory, aligned to a cache line: the kernels stream large outputs with
+// non-temporal stores, and a misaligned start splits a line at every block
+// boundary (measured ~8% slower fk at B = 4096).
+constexpr std::align_val_t kArrayAlignment{64};
+
 template <class T>
 nb::ndarray<nb::numpy, T> new_array(const std::vector<int64_t>& leading, std::initializer_list<int64_t> trailing) {
   std::vector<size_t> shape(leading.begin(), leading.end());
   shape.insert(shape.end(), trailing.begin(), trailing.end());
   size_t size = 1;
   for (size_t d : shape) size *= d;
-  T* data = new T[size > 0 ? size : 1];
-  nb::capsule owner(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+  T* data = new (kArrayAlignment) T[size > 0 ? size : 1];
+  nb::capsule owner(data, [](void* p) noexcept { ::operator delete[](p, kArrayAlignment); });
   return nb::ndarray<nb::numpy, T>(data, shape.size(), shape.data(), owner);
 }
 

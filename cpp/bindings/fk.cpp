@@ -118,10 +118,11 @@ bool backward(const ConstArray& parents, const ConstArray& rotations, const Cons
   return fk_backward<T>(in, g_r, g_p, grads);
 }
 
+// `offsets` (shared or batched) overrides the skeleton's own when given.
 template <class T>
 bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
-                      const std::optional<ConstArray>& root_translation, Array& world_rotations,
-                      Array& world_positions) {
+                      const std::optional<ConstArray>& root_translation, const std::optional<ConstArray>& offsets,
+                      Array& world_rotations, Array& world_positions) {
   FkInputs<T> in{};
   in.parents = skeleton.parents.data();
   in.num_joints = static_cast<int64_t>(skeleton.parents.size());
@@ -129,21 +130,28 @@ bool forward_skeleton(const SkeletonData& skeleton, const ConstArray& rotations,
   in.batch = layout.batch;
   in.form = layout.form;
   in.rotations = static_cast<const T*>(checked_rotations<T>(rotations, "rotations", layout, in.num_joints));
-  in.offsets = skeleton.offsets<T>();
-  in.offsets_batched = false;
+  if (offsets) {
+    in.offsets_batched = offsets->ndim() != 2;
+    in.offsets = static_cast<const T*>(checked<T>(
+        *offsets, "offsets", in.offsets_batched ? layout.batch_shape : kNoBatch, {in.num_joints, 3}));
+  } else {
+    in.offsets = skeleton.offsets<T>();
+    in.offsets_batched = false;
+  }
   in.root_translation = checked_root<T>(root_translation, layout);
   return run_forward<T>(in, layout, world_rotations, world_positions);
 }
 
 template <class T>
 nb::typed<nb::tuple, bool, NewArray, NewArray> fk_new(const SkeletonData& skeleton, const ConstArray& rotations,
-                  const std::optional<ConstArray>& root_translation) {
+                                                      const std::optional<ConstArray>& root_translation,
+                                                      const std::optional<ConstArray>& offsets) {
   const int64_t J = static_cast<int64_t>(skeleton.parents.size());
   const Layout layout = rotation_layout(rotations, J);
   auto world_rotations = new_array<T>(layout.batch_shape, {J, 3, 3});
   auto world_positions = new_array<T>(layout.batch_shape, {J, 3});
   Array r(world_rotations), p(world_positions);
-  const bool finite = forward_skeleton<T>(skeleton, rotations, root_translation, r, p);
+  const bool finite = forward_skeleton<T>(skeleton, rotations, root_translation, offsets, r, p);
   return nb::make_tuple(finite, world_rotations, world_positions);
 }
 
@@ -168,12 +176,14 @@ void bind_fk(nb::module_& m) {
           nb::arg("parents"), nb::arg("offsets"), nb::arg("rest_rotations"));
   m.def(
       "fk_skeleton",
-      [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation) {
-        return is_double(rotations, "rotations") ? fk_new<double>(skeleton, rotations, root_translation)
-                                    : fk_new<float>(skeleton, rotations, root_translation);
+      [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
+         const std::optional<ConstArray>& offsets) {
+        return is_double(rotations, "rotations") ? fk_new<double>(skeleton, rotations, root_translation, offsets)
+                                                 : fk_new<float>(skeleton, rotations, root_translation, offsets);
       },
-      nb::arg("skeleton"), nb::arg("rotations"), nb::arg("root_translation").none(),
-      "(finite, world_rotations, world_positions) as new numpy arrays.");
+      nb::arg("skeleton"), nb::arg("rotations"), nb::arg("root_translation").none(), nb::arg("offsets").none(),
+      "(finite, world_rotations, world_positions) as new cache-line-aligned numpy arrays; `offsets` (shared "
+      "(J, 3) or batched) overrides the skeleton's.");
   m.def(
       "fk_forward",
       [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,

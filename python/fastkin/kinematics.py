@@ -64,17 +64,10 @@ def fk_batch(
         offsets = _float_array(offsets, "offsets", dtype)
     if root_translation is not None:
         root_translation = _float_array(root_translation, "root_translation", dtype)
-    if offsets is None:  # the skeleton's own offsets, already held by its kernel data
-        finite, world_rotations, world_positions = _core.fk_skeleton(skeleton._kernel_data, rotations, root_translation)
-    else:
-        shape = rotations.shape
-        batch = shape[:-2] if shape[-1:] == (4,) else shape[:-3]
-        num_joints = skeleton.num_joints
-        world_rotations = np.empty(batch + (num_joints, 3, 3), dtype)
-        world_positions = np.empty(batch + (num_joints, 3), dtype)
-        finite = _core.fk_forward(
-            skeleton.parents, rotations, root_translation, offsets, world_rotations, world_positions
-        )
+    # New cache-line-aligned outputs (the kernel streams large ones).
+    finite, world_rotations, world_positions = _core.fk_skeleton(
+        skeleton._kernel_data, rotations, root_translation, offsets
+    )
     if not finite:
         raise_nonfinite(rotations, root_translation, skeleton.offsets if offsets is None else offsets)
     return world_rotations, world_positions
