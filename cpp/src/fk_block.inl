@@ -354,13 +354,43 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   return sum == T(0);
 }
 
+// Software prefetch of the next block's inputs, a few lines per joint of
+// the current one. stage reads a block tile by tile, striding across its
+// pose rows, which the hardware prefetchers follow late; fetching ahead
+// made the backward ~8% faster at B = 4096. (In the forward it measured
+// slower: there the memory traffic is the output stream's.)
+struct Prefetcher {
+  static constexpr int kLinesPerStep = 8;
+  const char* at[3];
+  int64_t left[3] = {0, 0, 0};  // bytes still to fetch
+  int next = 0, size = 0;
+
+  template <class T>
+  void add(const T* from, int64_t count) {
+    if (!from || count <= 0) return;
+    at[size] = reinterpret_cast<const char*>(from);
+    left[size] = int64_t(sizeof(T)) * count;
+    ++size;
+  }
+
+  void step() {
+    for (int lines = kLinesPerStep; lines > 0 && next < size; --lines) {
+      __builtin_prefetch(at[next], 0, 3);
+      at[next] += 64;
+      left[next] -= 64;
+      if (left[next] <= 0) ++next;
+    }
+  }
+};
+
 // Backward of one block. Shared offsets: full blocks add their offset
 // gradient into the lanes of `offset_acc` (3 rows per joint; summed across
-// lanes by the caller), others straight into offset_sum.
+// lanes by the caller), others straight into offset_sum. `prefetch` is
+// stepped once per joint in each of the two passes.
 template <class T, int W>
 bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch,
                     const T* grad_world_rotations, const T* grad_world_positions, const FkGradients<T>& grads,
-                    Vec<T, W>* offset_acc, double* offset_sum) {
+                    Vec<T, W>* offset_acc, double* offset_sum, Prefetcher* prefetch = nullptr) {
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
   const bool quat = in.form == RotationForm::Quaternion;
@@ -381,6 +411,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
     }
   };
   for (int64_t j = 0; j < J; ++j) {
+    if (prefetch) prefetch->step();
     const int32_t p = in.parents[j];
     V lr[9], out[9];
     local_of(j, lr);
@@ -405,6 +436,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   }
   V grad_root[3] = {};
   for (int64_t j = J - 1; j >= 0; --j) {
+    if (prefetch) prefetch->step();
     // Everything this joint reads goes to registers first: through the
     // scratch pointers, which may alias, each store would force reloads.
     V gr[9], gp[3];
@@ -525,8 +557,16 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
     if (single)
       return backward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), grad_world_rotations,
                                   grad_world_positions, grads, nullptr, offset_sum);
+    Prefetcher prefetch;
+    const int64_t next = pose[0] + W;
+    if (count == W && next + W <= end) {
+      const int64_t rot_cols = J * (in.form == RotationForm::Quaternion ? 4 : 9);
+      prefetch.add(in.rotations + next * rot_cols, W * rot_cols);
+      if (grad_world_rotations) prefetch.add(grad_world_rotations + next * J * 9, W * J * 9);
+      if (grad_world_positions) prefetch.add(grad_world_positions + next * J * 3, W * J * 3);
+    }
     const bool ok = backward_block<T, W>(in, pose, count, reinterpret_cast<V*>(scratch), grad_world_rotations,
-                                         grad_world_positions, grads, acc, offset_sum);
+                                         grad_world_positions, grads, acc, offset_sum, &prefetch);
     if (acc && ++pending == kFlush) flush();
     return ok;
   });
