@@ -79,6 +79,9 @@ bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotat
       checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
   T* out_p = static_cast<T*>(const_cast<void*>(
       checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
+  // Outputs from elsewhere (torch.empty) are as fresh as our own.
+  advise_huge_pages(out_r, world_rotations.nbytes());
+  advise_huge_pages(out_p, world_positions.nbytes());
   nb::gil_scoped_release release;
   return fk_forward<T>(in, out_r, out_p);
 }
