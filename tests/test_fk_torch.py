@@ -46,6 +46,24 @@ def test_torch_values_match_reference(form, dtype):
     np.testing.assert_allclose(world_p.detach().numpy(), expected_p, atol=tol * 10 * max(1, np.abs(expected_p).max()))
 
 
+def test_torch_strided_views_and_inference_tensors_match_reference():
+    # The ops hand the kernels numpy views of the tensors: a transposed
+    # batch, a slice with a storage offset and inference-mode tensors must
+    # all read (and write) the right memory.
+    skeleton, rotations, root, _ = make_inputs(SMPL_PARENTS, (4, 5))
+    base = rotations.detach()
+    expected = fk_reference(SMPL_PARENTS, skeleton.offsets, base.numpy(), root.detach().numpy())
+    transposed = base.transpose(0, 1).contiguous().transpose(0, 1)  # same values, non-contiguous
+    assert not transposed.is_contiguous()
+    for rots in (transposed, torch.cat([base[:1], base])[1:]):
+        world_r, world_p = fastkin.fk_batch(skeleton, rots, root.detach())
+        np.testing.assert_allclose(world_r.numpy(), expected[0], atol=1e-12)
+        np.testing.assert_allclose(world_p.numpy(), expected[1], atol=1e-12)
+    with torch.inference_mode():
+        world_r, world_p = fastkin.fk_batch(skeleton, base.clone(), root.detach().clone())
+    np.testing.assert_allclose(world_p.numpy(), expected[1], atol=1e-12)
+
+
 @pytest.mark.parametrize("form", ["quat", "matrix"])
 @pytest.mark.parametrize("batched_offsets", [False, True])
 def test_gradcheck_rotations_root_and_offsets(form, batched_offsets):

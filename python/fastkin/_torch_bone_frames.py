@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from . import _core
-from ._torch_ops import _skeleton_tensor
+from ._torch_ops import _skeleton_tensor, host
 from .bone_frames import frame_constants, raise_nonfinite
 from .kinematics import fk_batch
 from .skeleton import Skeleton
@@ -26,7 +26,7 @@ _FLOATS = (torch.float32, torch.float64)
 def right_multiply_op(matrices: torch.Tensor, constants: torch.Tensor, transpose: bool) -> torch.Tensor:
     """``matrices (..., J, 3, 3) @ constants (J, 3, 3)`` per joint (the constants transposed when ``transpose``)."""
     out = matrices.new_empty(matrices.shape)
-    if not _core.bone_right_multiply(matrices.contiguous(), constants.contiguous(), transpose, out):
+    if not _core.bone_right_multiply(host(matrices), host(constants), transpose, host(out)):
         raise ValueError("bone_right_multiply: the matrices are not finite")
     return out
 
@@ -55,7 +55,7 @@ right_multiply_op.register_autograd(_right_multiply_backward, setup_context=_rig
 def world_to_local_op(parents: torch.Tensor, bone_rotations: torch.Tensor, constants: torch.Tensor) -> torch.Tensor:
     """Local rotations (..., J, 3, 3) from bone-aligned world rotations; see fastkin.bone_world_to_local."""
     local_rotations = bone_rotations.new_empty(bone_rotations.shape)
-    if not _core.bone_world_to_local(parents, bone_rotations.contiguous(), constants.contiguous(), local_rotations):
+    if not _core.bone_world_to_local(host(parents), host(bone_rotations), host(constants), host(local_rotations)):
         raise_nonfinite(bone_rotations)
     return local_rotations
 
@@ -72,7 +72,7 @@ def world_to_local_backward_op(
     """Gradient with respect to bone_rotations of fastkin::bone_world_to_local."""
     grad = bone_rotations.new_empty(bone_rotations.shape)
     ok = _core.bone_world_to_local_backward(
-        parents, bone_rotations.contiguous(), constants.contiguous(), grad_local_rotations.contiguous(), grad
+        host(parents), host(bone_rotations), host(constants), host(grad_local_rotations), host(grad)
     )
     if not ok:
         raise ValueError("bone_world_to_local backward: the incoming gradient or the inputs are not finite")

@@ -4,7 +4,7 @@ devices. Imported on first use, so ``import fastkin`` never needs torch."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -14,6 +14,14 @@ from .rotations import quat_to_matrix
 from .skeleton import Skeleton
 
 _FLOATS = (torch.float32, torch.float64)
+
+
+def host(tensor: Optional[torch.Tensor]) -> Any:
+    """A CPU tensor as a C-contiguous numpy view for the compiled kernels
+    (None stays None; outputs are written through the view). nanobind takes
+    a torch tensor through DLPack at ~2 µs a tensor against ~0.5 for a
+    numpy view: half the cost of a single-pose call."""
+    return None if tensor is None else tensor.detach().contiguous().numpy()
 
 
 def _batch_shape(rotations: torch.Tensor) -> tuple[int, ...]:
@@ -29,9 +37,13 @@ def fk_op(
     num_joints = parents.shape[0]
     world_rotations = rotations.new_empty(batch + (num_joints, 3, 3))
     world_positions = rotations.new_empty(batch + (num_joints, 3))
-    root = None if root_translation is None else root_translation.contiguous()
     if not _core.fk_forward(
-        parents, rotations.contiguous(), root, offsets.contiguous(), world_rotations, world_positions
+        host(parents),
+        host(rotations),
+        host(root_translation),
+        host(offsets),
+        host(world_rotations),
+        host(world_positions),
     ):
         raise_nonfinite(rotations, root_translation, offsets)
     return world_rotations, world_positions
@@ -57,14 +69,14 @@ def fk_backward_op(
     grad_root = rotations.new_empty(_batch_shape(rotations) + (3,))
     grad_offsets = torch.empty_like(offsets, memory_format=torch.contiguous_format)
     ok = _core.fk_backward(
-        parents,
-        rotations.contiguous(),
-        offsets.contiguous(),
-        None if grad_world_rotations is None else grad_world_rotations.contiguous(),
-        None if grad_world_positions is None else grad_world_positions.contiguous(),
-        grad_rotations,
-        grad_root,
-        grad_offsets,
+        host(parents),
+        host(rotations),
+        host(offsets),
+        host(grad_world_rotations),
+        host(grad_world_positions),
+        host(grad_rotations),
+        host(grad_root),
+        host(grad_offsets),
     )
     if not ok:
         raise ValueError("fk backward: the incoming gradient or the inputs are not finite")

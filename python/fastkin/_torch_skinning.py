@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from . import _core
-from ._torch_ops import _like
+from ._torch_ops import _like, host
 from .rotations import matrix_to_quat, quat_multiply
 from .skinning import _check_transforms_shape, index_array, raise_nonfinite, warn_unnormalized
 
@@ -31,13 +31,7 @@ def skin_op(
     for method "linear" and (..., J, 8) dual quaternions for "dual_quaternion"."""
     out = transforms.new_empty(_batch_shape(transforms) + (joint_indices.shape[0], 3))
     finite, unnormalized, _ = _core.skin_forward(
-        method,
-        transforms.contiguous(),
-        vertices.contiguous(),
-        joint_indices.contiguous(),
-        weights.contiguous(),
-        points,
-        out,
+        method, host(transforms), host(vertices), host(joint_indices), host(weights), points, host(out)
     )
     warn_unnormalized(unnormalized, stacklevel=2)
     if not finite:
@@ -69,15 +63,15 @@ def skin_backward_op(
     )
     ok = _core.skin_backward(
         method,
-        transforms.contiguous(),
-        vertices.contiguous(),
-        joint_indices.contiguous(),
-        weights.contiguous(),
+        host(transforms),
+        host(vertices),
+        host(joint_indices),
+        host(weights),
         points,
-        grad_out.contiguous(),
-        grad_transforms,
-        grad_vertices if want_vertices else None,
-        grad_weights if want_weights else None,
+        host(grad_out),
+        host(grad_transforms),
+        host(grad_vertices) if want_vertices else None,
+        host(grad_weights) if want_weights else None,
     )
     if not ok:
         raise ValueError("skinning backward: the incoming gradient or the inputs are not finite")
