@@ -106,6 +106,23 @@ def test_gradients_match_torch_native_path_on_large_batch():
         torch.testing.assert_close(g, n, rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_outputs_kept_in_cache_equal_streamed_outputs(dtype):
+    # Under autograd the op keeps large outputs in cache instead of streaming
+    # them; both write paths must give the same bits (outputs of ~5 MB, past
+    # the streaming threshold, and a ragged last block).
+    skeleton, rotations, root, offsets = make_inputs(SMPL_PARENTS, (2501,), dtype, seed=9)
+    parents = torch.tensor(SMPL_PARENTS, dtype=torch.int32)
+    args = (parents, rotations.detach(), root.detach(), offsets.detach())
+    streamed = fk_op(*args, False)
+    cached = fk_op(*args, True)
+    assert all(torch.equal(a, b) for a, b in zip(streamed, cached))
+    expected_r, expected_p = fk_reference(SMPL_PARENTS, args[3].numpy(), args[1].numpy(), args[2].numpy())
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(cached[0].numpy(), expected_r, atol=tol * 10)
+    np.testing.assert_allclose(cached[1].numpy(), expected_p, atol=tol * 10 * max(1, np.abs(expected_p).max()))
+
+
 def test_native_path_matches_reference():
     skeleton, rotations, root, offsets = make_inputs(FOREST, (2, 3), seed=7)
     world_r, world_p = fk_torch_native(FOREST, rotations, root, offsets)
@@ -122,6 +139,7 @@ def test_opcheck_custom_ops(form):
     parents = torch.tensor(FOREST, dtype=torch.int32)
     torch.library.opcheck(fk_op, (parents, rotations, root, offsets))
     torch.library.opcheck(fk_op, (parents, rotations, None, offsets))
+    torch.library.opcheck(fk_op, (parents, rotations, root, offsets, True))
     grad_r = torch.randn(3, len(FOREST), 3, 3, dtype=torch.float64)
     grad_p = torch.randn(3, len(FOREST), 3, dtype=torch.float64)
     args = (parents, rotations.detach(), offsets.detach(), grad_r, grad_p)

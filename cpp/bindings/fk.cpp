@@ -74,7 +74,8 @@ FkInputs<T> make_inputs(const ConstArray& parents, const ConstArray& rotations,
 
 // Checks the outputs, releases the GIL and runs the forward kernel.
 template <class T>
-bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotations, Array& world_positions) {
+bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotations, Array& world_positions,
+                 bool stream_large_outputs = true) {
   T* out_r = static_cast<T*>(const_cast<void*>(
       checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
   T* out_p = static_cast<T*>(const_cast<void*>(
@@ -83,15 +84,15 @@ bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotat
   advise_huge_pages(out_r, world_rotations.nbytes());
   advise_huge_pages(out_p, world_positions.nbytes());
   nb::gil_scoped_release release;
-  return fk_forward<T>(in, out_r, out_p);
+  return fk_forward<T>(in, out_r, out_p, stream_large_outputs);
 }
 
 template <class T>
 bool forward(const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
-             const ConstArray& offsets, Array& world_rotations, Array& world_positions) {
+             const ConstArray& offsets, Array& world_rotations, Array& world_positions, bool stream_large_outputs) {
   Layout layout;
   const FkInputs<T> in = make_inputs<T>(parents, rotations, root_translation, offsets, layout);
-  return run_forward<T>(in, layout, world_rotations, world_positions);
+  return run_forward<T>(in, layout, world_rotations, world_positions, stream_large_outputs);
 }
 
 template <class T>
@@ -190,14 +191,17 @@ void bind_fk(nb::module_& m) {
   m.def(
       "fk_forward",
       [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
-         const ConstArray& offsets, Array world_rotations, Array world_positions) {
+         const ConstArray& offsets, Array world_rotations, Array world_positions, bool stream_large_outputs) {
         return is_double(rotations, "rotations")
-                   ? forward<double>(parents, rotations, root_translation, offsets, world_rotations, world_positions)
-                   : forward<float>(parents, rotations, root_translation, offsets, world_rotations, world_positions);
+                   ? forward<double>(parents, rotations, root_translation, offsets, world_rotations, world_positions,
+                                     stream_large_outputs)
+                   : forward<float>(parents, rotations, root_translation, offsets, world_rotations, world_positions,
+                                    stream_large_outputs);
       },
       nb::arg("parents"), nb::arg("rotations"), nb::arg("root_translation").none(), nb::arg("offsets"),
-      nb::arg("world_rotations"), nb::arg("world_positions"),
-      "Batched forward kinematics into caller-allocated outputs. Returns False when an output is not finite.");
+      nb::arg("world_rotations"), nb::arg("world_positions"), nb::arg("stream_large_outputs") = true,
+      "Batched forward kinematics into caller-allocated outputs. Returns False when an output is not finite. "
+      "Outputs over 2 MB bypass the cache unless stream_large_outputs is False (for outputs read straight back).");
   m.def(
       "fk_backward",
       [](const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,

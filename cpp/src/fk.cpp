@@ -42,16 +42,18 @@ Split split_batch(int64_t batch, int64_t num_joints, int lanes) {
 }  // namespace
 
 template <class T>
-bool fk_forward(const FkInputs<T>& in, T* world_rotations, T* world_positions) {
+bool fk_forward(const FkInputs<T>& in, T* world_rotations, T* world_positions, bool stream_large_outputs) {
   const auto& k = kernel<T>();
   const Split s = split_batch(in.batch, in.num_joints, k.lanes);
   const int64_t scratch_size = detail::fk_scratch_size(in.num_joints, k.lanes);
   if (s.tasks == 1)
-    return k.forward(in, 0, in.batch, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions);
+    return k.forward(in, 0, in.batch, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions,
+                     stream_large_outputs);
   std::vector<char> finite(s.tasks, 1);
   parallel_for(s.tasks, s.workers, [&](int64_t t, int) {
     const int64_t begin = t * s.chunk, end = std::min(in.batch, begin + s.chunk);
-    finite[t] = k.forward(in, begin, end, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions);
+    finite[t] = k.forward(in, begin, end, detail::thread_scratch<T>(scratch_size), world_rotations, world_positions,
+                          stream_large_outputs);
   });
   return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
 }
@@ -83,8 +85,8 @@ bool fk_backward(const FkInputs<T>& in, const T* grad_world_rotations, const T* 
   return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
 }
 
-template bool fk_forward<float>(const FkInputs<float>&, float*, float*);
-template bool fk_forward<double>(const FkInputs<double>&, double*, double*);
+template bool fk_forward<float>(const FkInputs<float>&, float*, float*, bool);
+template bool fk_forward<double>(const FkInputs<double>&, double*, double*, bool);
 template bool fk_backward<float>(const FkInputs<float>&, const float*, const float*, const FkGradients<float>&);
 template bool fk_backward<double>(const FkInputs<double>&, const double*, const double*,
                                   const FkGradients<double>&);

@@ -516,13 +516,14 @@ bool for_each_block(int64_t begin, int64_t end, Block&& block) {
 
 template <class T, int W>
 bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch, T* world_rotations,
-                   T* world_positions) {
+                   T* world_positions, bool stream_large_outputs) {
   const int64_t J = in.num_joints;
   StreamQueue<T> queue;
   queue.buffer = scratch + J * 21 * W;  // after forward_block's 21 rows per joint
   // One block's output spread over the next block's joints, in whole lines.
   queue.per_step = ((W * 12 + queue.kLine - 1) / queue.kLine) * queue.kLine;
-  StreamQueue<T>* stream = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes ? &queue : nullptr;
+  const bool large = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
+  StreamQueue<T>* stream = stream_large_outputs && large ? &queue : nullptr;
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
     return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), nullptr,
                                         world_rotations, world_positions)

@@ -11,9 +11,10 @@ namespace fastkin::detail {
 template <class T>
 struct FkKernel {
   int lanes;  // poses processed together in one SIMD block
-  // Forward over poses [begin, end). scratch holds fk_scratch_size() values.
+  // Forward over poses [begin, end). scratch holds fk_scratch_size() values;
+  // see fk_forward for stream_large_outputs.
   bool (*forward)(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch,
-                  T* world_rotations, T* world_positions);
+                  T* world_rotations, T* world_positions, bool stream_large_outputs);
   // Backward over poses [begin, end). With shared offsets the offset gradient
   // is added into offset_sum (J*3 doubles) instead of grads.offsets.
   bool (*backward)(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch,

@@ -38,8 +38,12 @@ struct FkGradients {
 
 // Writes world rotations (B, J, 3, 3) and positions (B, J, 3). Returns false
 // when an output is not finite (a non-finite input or a zero quaternion).
+// Outputs over 2 MB bypass the cache (non-temporal stores) unless
+// `stream_large_outputs` is false: streaming is the faster write, but a
+// caller that reads the outputs straight back (an autograd loss) then
+// fetches them from memory instead of the cache.
 template <class T>
-bool fk_forward(const FkInputs<T>& in, T* world_rotations, T* world_positions);
+bool fk_forward(const FkInputs<T>& in, T* world_rotations, T* world_positions, bool stream_large_outputs = true);
 
 // Pulls the output gradients back to the inputs. Either output gradient may
 // be null (treated as zero). Returns false when a gradient is not finite.
