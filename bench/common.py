@@ -123,6 +123,18 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
+def copy_bandwidth(megabytes: int = 64, repeats: int = 5) -> float:
+    """GB/s of a numpy copy between two preallocated arrays far larger than
+    the caches (bytes read plus bytes written, best of `repeats`). On a shared
+    VM the memory bandwidth left by the neighbours moves with their load, and
+    large-batch kernels move with it: reported beside the figures to read
+    them by."""
+    source = np.ones(megabytes * (1 << 20) // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    seconds = best_time(lambda: np.copyto(target, source), repeats)
+    return 2 * source.nbytes / seconds / 1e9
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as handle:

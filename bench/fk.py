@@ -58,6 +58,7 @@ from common import (  # noqa: E402
     SINGLE_CALL,
     Measurement,
     command_line,
+    copy_bandwidth,
     cpu_flags,
     cpu_model,
     extension_identity,
@@ -774,7 +775,7 @@ def summary_lines(results: Results) -> list[str]:
     return lines
 
 
-def write_report(results: Results, info: dict, load_before, load_after, quick: bool) -> str:
+def write_report(results: Results, info: dict, load_before, load_after, bandwidth, quick: bool) -> str:
     labels = {impl.key: impl.label for impl in results.impls}
     out = []
     out.append("# Forward kinematics benchmark")
@@ -797,6 +798,11 @@ def write_report(results: Results, info: dict, load_before, load_after, quick: b
     out.append(
         f"- Load average (1 min) before / after the run: {load_before:.2f} / {load_after:.2f}; "
         f"run took {results.seconds / 60:.1f} min"
+    )
+    out.append(
+        f"- Memory copy bandwidth (numpy, 64 MB, best of 5) before / after the run: {bandwidth[0]:.1f} / "
+        f"{bandwidth[1]:.1f} GB/s: this VM's share of memory bandwidth moves with its neighbours' load, and "
+        "the large-batch figures move with it"
     )
     out.append("")
     out.extend(summary_lines(results))
@@ -1020,10 +1026,10 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     info = fastkin.build_info()
     print(f"fastkin {info}; CPU {cpu_model()}; torch {package_version('torch', torch)}; numpy {np.__version__}")
-    load_before = os.getloadavg()[0]
+    load_before, bandwidth_before = os.getloadavg()[0], copy_bandwidth()
     results = run_benchmark(sizes, dtypes, thread_counts, time_per_case, repeats)
-    load_after = os.getloadavg()[0]
-    report = write_report(results, info, load_before, load_after, args.quick)
+    load_after, bandwidth_after = os.getloadavg()[0], copy_bandwidth()
+    report = write_report(results, info, load_before, load_after, (bandwidth_before, bandwidth_after), args.quick)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(report, encoding="utf-8")
