@@ -80,9 +80,6 @@ bool run_forward(const FkInputs<T>& in, const Layout& layout, Array& world_rotat
       checked<T>(world_rotations, "world_rotations", layout.batch_shape, {in.num_joints, 3, 3})));
   T* out_p = static_cast<T*>(const_cast<void*>(
       checked<T>(world_positions, "world_positions", layout.batch_shape, {in.num_joints, 3})));
-  // Outputs from elsewhere (torch.empty) are as fresh as our own.
-  advise_huge_pages(out_r, world_rotations.nbytes());
-  advise_huge_pages(out_p, world_positions.nbytes());
   nb::gil_scoped_release release;
   return fk_forward<T>(in, out_r, out_p, stream_large_outputs);
 }
@@ -92,6 +89,10 @@ bool forward(const ConstArray& parents, const ConstArray& rotations, const std::
              const ConstArray& offsets, Array& world_rotations, Array& world_positions, bool stream_large_outputs) {
   Layout layout;
   const FkInputs<T> in = make_inputs<T>(parents, rotations, root_translation, offsets, layout);
+  // Caller-allocated outputs (torch.empty) are as fresh as new_array's,
+  // which advises its own.
+  advise_huge_pages(world_rotations.data(), world_rotations.nbytes());
+  advise_huge_pages(world_positions.data(), world_positions.nbytes());
   return run_forward<T>(in, layout, world_rotations, world_positions, stream_large_outputs);
 }
 
