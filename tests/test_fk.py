@@ -171,6 +171,28 @@ def test_outputs_over_the_streaming_size_match_small_calls(num_joints, dtype, fo
         assert_close(actual, e, TOLERANCE[dtype])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 37, 20000])  # 20000 poses: over the streaming size
+def test_out_arrays_are_filled_and_returned(dtype, batch, rng):
+    """out= writes into the given arrays (returned as the result) exactly what
+    new outputs get, call after call, and batched offsets and a root go through."""
+    skeleton = fastkin.Skeleton(SMPL_PARENTS, rng.normal(size=(24, 3)))
+    out = (np.full((batch, 24, 3, 3), np.nan, dtype), np.full((batch, 24, 3), np.nan, dtype))
+    for _ in range(2):
+        quats = random_quaternions(rng, (batch, 24)).astype(dtype)
+        offsets = rng.normal(size=(batch, 24, 3)).astype(dtype)
+        root = rng.normal(size=(batch, 3)).astype(dtype)
+        result = fastkin.fk_batch(skeleton, quats, root, offsets=offsets, out=out)
+        assert result[0] is out[0] and result[1] is out[1]
+        fresh = fastkin.fk_batch(skeleton, quats, root, offsets=offsets)
+        np.testing.assert_array_equal(out[0], fresh[0])
+        np.testing.assert_array_equal(out[1], fresh[1])
+    sample = slice(None, None, 997)
+    expected = fk_reference(SMPL_PARENTS, offsets[sample], quats[sample], root[sample])
+    for actual, e in zip((out[0][sample], out[1][sample]), expected):
+        assert_close(actual, e, TOLERANCE[dtype])
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_every_instruction_set_path_matches_reference(isa, tmp_path):
     """Each compiled kernel variant (capped with FASTKIN_ISA) against the reference, for a

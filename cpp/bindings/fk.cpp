@@ -190,6 +190,20 @@ void bind_fk(nb::module_& m) {
       "(finite, world_rotations, world_positions) as new cache-line-aligned numpy arrays; `offsets` (shared "
       "(J, 3) or batched) overrides the skeleton's.");
   m.def(
+      "fk_skeleton_into",
+      [](const SkeletonData& skeleton, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
+         const std::optional<ConstArray>& offsets, Array world_rotations, Array world_positions) {
+        return is_double(rotations, "rotations")
+                   ? forward_skeleton<double>(skeleton, rotations, root_translation, offsets, world_rotations,
+                                              world_positions)
+                   : forward_skeleton<float>(skeleton, rotations, root_translation, offsets, world_rotations,
+                                             world_positions);
+      },
+      nb::arg("skeleton"), nb::arg("rotations"), nb::arg("root_translation").none(), nb::arg("offsets").none(),
+      nb::arg("world_rotations"), nb::arg("world_positions"),
+      "fk_skeleton into caller-allocated outputs (reused across calls, a large batch skips the page faults of "
+      "fresh memory). Returns False when an output is not finite.");
+  m.def(
       "fk_forward",
       [](const ConstArray& parents, const ConstArray& rotations, const std::optional<ConstArray>& root_translation,
          const ConstArray& offsets, Array world_rotations, Array world_positions, bool stream_large_outputs) {
