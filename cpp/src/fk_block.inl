@@ -260,7 +260,8 @@ __attribute__((always_inline)) inline void mat_tvec(const V* a, const V* v, V* o
 // -- block kernels -------------------------------------------------------------------------
 
 template <class T, int W>
-__attribute__((always_inline)) inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j, Vec<T, W>* o) {
+__attribute__((always_inline)) inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j,
+                                                       Vec<T, W>* o) {
   for (int c = 0; c < 3; ++c) {
     if (in.offsets_batched) {
       for (int l = 0; l < W; ++l) lane<T>(o[c], l) = in.offsets[(pose[l] * in.num_joints + j) * 3 + c];
