@@ -193,6 +193,33 @@ def test_out_arrays_are_filled_and_returned(dtype, batch, rng):
         assert_close(actual, e, TOLERANCE[dtype])
 
 
+def _at_byte_offset(shape, dtype, offset):
+    """An empty C-contiguous array whose data starts `offset` bytes past a 64-byte boundary."""
+    count = int(np.prod(shape))
+    raw = np.empty(count * np.dtype(dtype).itemsize + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    return raw[start : start + count * np.dtype(dtype).itemsize].view(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("num_joints", [8, 12, 24, 32])
+@pytest.mark.parametrize("offset", [0, 16, 32])
+def test_output_alignment_does_not_change_the_result(num_joints, offset, rng):
+    """Full blocks write 32-byte half rows where every pose row is 32-byte
+    aligned (8k joints, aligned start) and 16-byte pieces otherwise: both
+    against the reference, on a batch of full blocks and a ragged end."""
+    parents = np.array([-1] + [int(rng.integers(0, j)) for j in range(1, num_joints)])
+    skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))
+    quats = random_quaternions(rng, (37, num_joints)).astype(np.float32)
+    out = (
+        _at_byte_offset((37, num_joints, 3, 3), np.float32, offset),
+        _at_byte_offset((37, num_joints, 3), np.float32, offset),
+    )
+    fastkin.fk_batch(skeleton, quats, out=out)
+    expected = fk_reference(parents, skeleton.offsets.astype(np.float32), quats)
+    for actual, e in zip(out, expected):
+        assert_close(actual, e, TOLERANCE[np.float32])
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
 def test_every_instruction_set_path_matches_reference(isa, tmp_path):
     """Each compiled kernel variant (capped with FASTKIN_ISA) against the reference, for a

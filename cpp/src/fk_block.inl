@@ -262,13 +262,14 @@ __attribute__((always_inline)) inline void mat_tvec(const V* a, const V* v, V* o
 template <class T, int W>
 __attribute__((always_inline)) inline void load_offset(const FkInputs<T>& in, const int64_t* pose, int64_t j,
                                                        Vec<T, W>* o) {
-  for (int c = 0; c < 3; ++c) {
-    if (in.offsets_batched) {
-      for (int l = 0; l < W; ++l) lane<T>(o[c], l) = in.offsets[(pose[l] * in.num_joints + j) * 3 + c];
-    } else {
-      o[c] = splat<T, W>(in.offsets[j * 3 + c]);
-    }
+  // Shared offsets branch once, not per component: with the check inside
+  // the loop GCC built o in memory, lane by lane (the walk ~10% slower).
+  if (!in.offsets_batched) {
+    for (int c = 0; c < 3; ++c) o[c] = splat<T, W>(in.offsets[j * 3 + c]);
+    return;
   }
+  for (int c = 0; c < 3; ++c)
+    for (int l = 0; l < W; ++l) lane<T>(o[c], l) = in.offsets[(pose[l] * in.num_joints + j) * 3 + c];
 }
 
 // Adds 0 to `probe` for finite x and NaN otherwise (x * 0 is NaN for an
