@@ -100,7 +100,7 @@ template <class T>
 bool backward(const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,
               const std::optional<ConstArray>& grad_world_rotations,
               const std::optional<ConstArray>& grad_world_positions, Array& grad_rotations,
-              std::optional<Array>& grad_root_translation, Array& grad_offsets) {
+              std::optional<Array>& grad_root_translation, std::optional<Array>& grad_offsets) {
   Layout layout;
   const FkInputs<T> in = make_inputs<T>(parents, rotations, std::nullopt, offsets, layout);
   const int64_t J = in.num_joints;
@@ -117,8 +117,10 @@ bool backward(const ConstArray& parents, const ConstArray& rotations, const Cons
       grad_root_translation ? static_cast<T*>(const_cast<void*>(checked<T>(
                                   *grad_root_translation, "grad_root_translation", layout.batch_shape, {3})))
                             : nullptr;
-  grads.offsets = static_cast<T*>(const_cast<void*>(checked<T>(
-      grad_offsets, "grad_offsets", in.offsets_batched ? layout.batch_shape : kNoBatch, {J, 3})));
+  grads.offsets = grad_offsets ? static_cast<T*>(const_cast<void*>(checked<T>(
+                                     *grad_offsets, "grad_offsets",
+                                     in.offsets_batched ? layout.batch_shape : kNoBatch, {J, 3})))
+                               : nullptr;
   nb::gil_scoped_release release;
   return fk_backward<T>(in, g_r, g_p, grads);
 }
@@ -221,7 +223,7 @@ void bind_fk(nb::module_& m) {
       "fk_backward",
       [](const ConstArray& parents, const ConstArray& rotations, const ConstArray& offsets,
          const std::optional<ConstArray>& grad_world_rotations, const std::optional<ConstArray>& grad_world_positions,
-         Array grad_rotations, std::optional<Array> grad_root_translation, Array grad_offsets) {
+         Array grad_rotations, std::optional<Array> grad_root_translation, std::optional<Array> grad_offsets) {
         return is_double(rotations, "rotations")
                    ? backward<double>(parents, rotations, offsets, grad_world_rotations, grad_world_positions,
                                       grad_rotations, grad_root_translation, grad_offsets)
@@ -230,8 +232,9 @@ void bind_fk(nb::module_& m) {
       },
       nb::arg("parents"), nb::arg("rotations"), nb::arg("offsets"), nb::arg("grad_world_rotations").none(),
       nb::arg("grad_world_positions").none(), nb::arg("grad_rotations"), nb::arg("grad_root_translation").none(),
-      nb::arg("grad_offsets"),
-      "Vector-Jacobian product of fk_forward into caller-allocated gradients. Returns False when one is not finite.");
+      nb::arg("grad_offsets").none(),
+      "Vector-Jacobian product of fk_forward into caller-allocated gradients (None: not wanted). Returns False when "
+      "one is not finite.");
 }
 
 }  // namespace fastkin::bindings

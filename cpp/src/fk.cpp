@@ -67,15 +67,16 @@ bool fk_backward(const FkInputs<T>& in, const T* grad_world_rotations, const T* 
   const int64_t offset_size = in.num_joints * 3;
   // Shared offsets: one running sum per task, added up in task order so the
   // result does not depend on scheduling.
-  std::vector<double> offset_sums(in.offsets_batched ? 0 : offset_size * s.tasks, 0.0);
+  const bool sum_offsets = grads.offsets && !in.offsets_batched;
+  std::vector<double> offset_sums(sum_offsets ? offset_size * s.tasks : 0, 0.0);
   std::vector<char> finite(s.tasks, 1);
   parallel_for(s.tasks, s.workers, [&](int64_t t, int) {
     const int64_t begin = t * s.chunk, end = std::min(in.batch, begin + s.chunk);
-    double* sum = in.offsets_batched ? nullptr : offset_sums.data() + t * offset_size;
+    double* sum = sum_offsets ? offset_sums.data() + t * offset_size : nullptr;
     finite[t] = k.backward(in, begin, end, detail::thread_scratch<T>(scratch_size), grad_world_rotations,
                            grad_world_positions, grads, sum);
   });
-  if (!in.offsets_batched) {
+  if (sum_offsets) {
     for (int64_t i = 0; i < offset_size; ++i) {
       double total = 0.0;
       for (int64_t t = 0; t < s.tasks; ++t) total += offset_sums[t * offset_size + i];

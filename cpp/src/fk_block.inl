@@ -393,9 +393,11 @@ struct Prefetcher {
 
 // Backward of one block. Shared offsets: full blocks add their offset
 // gradient into the lanes of `offset_acc` (3 rows per joint; summed across
-// lanes by the caller), others straight into offset_sum. `prefetch` is
+// lanes by the caller), others straight into offset_sum. Without
+// kOffsets the offset gradient is not computed (a compile-time switch: a
+// run-time one cost the full pass what it saved the other). `prefetch` is
 // stepped once per joint in each of the two passes.
-template <class T, int W>
+template <class T, int W, bool kOffsets>
 bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch,
                     const T* grad_world_rotations, const T* grad_world_positions, const FkGradients<T>& grads,
                     Vec<T, W>* offset_acc, double* offset_sum, Prefetcher* prefetch = nullptr) {
@@ -465,7 +467,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
       local_of(j, lr);
       load_offset<T, W>(in, pose, j, o);
       mat_tmul(pw, gr, grad_local);
-      mat_tvec(pw, gp, grad_offset);
+      if constexpr (kOffsets) mat_tvec(pw, gp, grad_offset);
       // parent's adjoint += gr * local^T + gp * offset^T
       V* pgr = adj_rot + p * 9;
       V* pgp = adj_pos + p * 3;
@@ -475,7 +477,8 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
                             gp[r] * o[c];
       for (int c = 0; c < 3; ++c) pgp[c] += gp[c];
     }
-    for (int c = 0; c < 3; ++c) adj_pos[j * 3 + c] = grad_offset[c];
+    if constexpr (kOffsets)
+      for (int c = 0; c < 3; ++c) adj_pos[j * 3 + c] = grad_offset[c];
     if (quat) {
       V grad_quat[4];
       quat_matrix_vjp<T>(input + j * 4, grad_local, grad_quat);
@@ -483,7 +486,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
     } else {
       for (int k = 0; k < 9; ++k) input[j * 9 + k] = grad_local[k];
     }
-    if (!in.offsets_batched) {
+    if (kOffsets && !in.offsets_batched) {
       if (offset_acc && count == W) {
         for (int c = 0; c < 3; ++c) offset_acc[j * 3 + c] += grad_offset[c];
       } else {
@@ -493,7 +496,7 @@ bool backward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T
   }
   const bool finite = nonfinite_probe<T, W>(input, rot_cols) == T(0) && nonfinite_probe<T, W>(adj_pos, J * 3) == T(0);
   unstage<T, W>(input, count, rot_cols, grads.rotations + pose[0] * rot_cols);
-  if (in.offsets_batched) unstage<T, W>(adj_pos, count, J * 3, grads.offsets + pose[0] * J * 3);
+  if (kOffsets && in.offsets_batched) unstage<T, W>(adj_pos, count, J * 3, grads.offsets + pose[0] * J * 3);
   if (grads.root_translation)
     for (int l = 0; l < count; ++l)
       for (int c = 0; c < 3; ++c) grads.root_translation[pose[l] * 3 + c] = lane<T>(grad_root[c], l);
@@ -552,7 +555,7 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
   // in double every kFlush blocks (a longer float sum would lose digits) and
   // at the end: one horizontal sum per joint per kFlush blocks, not per block.
   constexpr int kFlush = 64;
-  V* acc = in.offsets_batched ? nullptr : reinterpret_cast<V*>(scratch) + J * 30;  // after backward_block's rows
+  V* acc = in.offsets_batched || !offset_sum ? nullptr : reinterpret_cast<V*>(scratch) + J * 30;  // after the rows
   for (int64_t k = 0; acc && k < J * 3; ++k) acc[k] = V{};
   int pending = 0;
   auto flush = [&] {
@@ -562,10 +565,15 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
     }
     pending = 0;
   };
+  const bool offsets = in.offsets_batched ? grads.offsets != nullptr : offset_sum != nullptr;
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
     if (single)
-      return backward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), grad_world_rotations,
-                                  grad_world_positions, grads, nullptr, offset_sum);
+      return offsets ? backward_block<T, 1, true>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch),
+                                                  grad_world_rotations, grad_world_positions, grads, nullptr,
+                                                  offset_sum)
+                     : backward_block<T, 1, false>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch),
+                                                   grad_world_rotations, grad_world_positions, grads, nullptr,
+                                                   offset_sum);
     Prefetcher prefetch;
     const int64_t next = pose[0] + W;
     if (count == W && next + W <= end) {
@@ -574,8 +582,11 @@ bool backward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratc
       if (grad_world_rotations) prefetch.add(grad_world_rotations + next * J * 9, W * J * 9);
       if (grad_world_positions) prefetch.add(grad_world_positions + next * J * 3, W * J * 3);
     }
-    const bool ok = backward_block<T, W>(in, pose, count, reinterpret_cast<V*>(scratch), grad_world_rotations,
-                                         grad_world_positions, grads, acc, offset_sum, &prefetch);
+    V* rows = reinterpret_cast<V*>(scratch);
+    const bool ok = offsets ? backward_block<T, W, true>(in, pose, count, rows, grad_world_rotations,
+                                                         grad_world_positions, grads, acc, offset_sum, &prefetch)
+                            : backward_block<T, W, false>(in, pose, count, rows, grad_world_rotations,
+                                                          grad_world_positions, grads, acc, offset_sum, &prefetch);
     if (acc && ++pending == kFlush) flush();
     return ok;
   });

@@ -71,11 +71,15 @@ def fk_backward_op(
     offsets: torch.Tensor,
     grad_world_rotations: Optional[torch.Tensor],
     grad_world_positions: Optional[torch.Tensor],
+    root_grad: bool = True,
+    offsets_grad: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients with respect to (rotations, root_translation, offsets) of fastkin::fk."""
+    """Gradients with respect to (rotations, root_translation, offsets) of
+    fastkin::fk. ``root_grad`` / ``offsets_grad`` False: that gradient is not
+    computed (skipping the offsets' saves ~5% of the kernel) and comes back
+    as an empty tensor."""
     grad_rotations = torch.empty_like(rotations, memory_format=torch.contiguous_format)
-    grad_root = rotations.new_empty(_batch_shape(rotations) + (3,))
-    grad_offsets = torch.empty_like(offsets, memory_format=torch.contiguous_format)
+    grad_root, grad_offsets = _backward_outputs(rotations, offsets, root_grad, offsets_grad)
     ok = _core.fk_backward(
         host(parents),
         host(rotations),
@@ -83,35 +87,42 @@ def fk_backward_op(
         host(grad_world_rotations),
         host(grad_world_positions),
         host(grad_rotations),
-        host(grad_root),
-        host(grad_offsets),
+        host(grad_root) if root_grad else None,
+        host(grad_offsets) if offsets_grad else None,
     )
     if not ok:
         raise ValueError("fk backward: the incoming gradient or the inputs are not finite")
     return grad_rotations, grad_root, grad_offsets
 
 
-@fk_backward_op.register_fake
-def _fk_backward_fake(parents, rotations, offsets, grad_world_rotations, grad_world_positions):
-    return (
-        torch.empty_like(rotations),
-        rotations.new_empty(_batch_shape(rotations) + (3,)),
-        torch.empty_like(offsets),
+def _backward_outputs(rotations, offsets, root_grad: bool, offsets_grad: bool):
+    """fk_backward_op's root and offset gradients (empty where not wanted)."""
+    grad_root = rotations.new_empty(_batch_shape(rotations) + (3,) if root_grad else (0,))
+    grad_offsets = (
+        torch.empty_like(offsets, memory_format=torch.contiguous_format) if offsets_grad else offsets.new_empty(0)
     )
+    return grad_root, grad_offsets
+
+
+@fk_backward_op.register_fake
+def _fk_backward_fake(
+    parents, rotations, offsets, grad_world_rotations, grad_world_positions, root_grad=True, offsets_grad=True
+):
+    return (torch.empty_like(rotations),) + _backward_outputs(rotations, offsets, root_grad, offsets_grad)
 
 
 def _setup_context(ctx, inputs, output):
     parents, rotations, root_translation, offsets, _ = inputs
     ctx.save_for_backward(parents, rotations, offsets)
-    ctx.has_root = root_translation is not None
 
 
 def _backward(ctx, grad_world_rotations, grad_world_positions):
     parents, rotations, offsets = ctx.saved_tensors
+    root_grad, offsets_grad = ctx.needs_input_grad[2:4]  # (keep_in_cache is there only when passed)
     grad_rotations, grad_root, grad_offsets = fk_backward_op(
-        parents, rotations, offsets, grad_world_rotations, grad_world_positions
+        parents, rotations, offsets, grad_world_rotations, grad_world_positions, root_grad, offsets_grad
     )
-    return None, grad_rotations, grad_root if ctx.has_root else None, grad_offsets, None
+    return None, grad_rotations, grad_root if root_grad else None, grad_offsets if offsets_grad else None, None
 
 
 fk_op.register_autograd(_backward, setup_context=_setup_context)
