@@ -203,16 +203,21 @@ def _at_byte_offset(shape, dtype, offset):
 
 @pytest.mark.parametrize("num_joints", [8, 12, 24, 32])
 @pytest.mark.parametrize("offset", [0, 16, 32])
-def test_output_alignment_does_not_change_the_result(num_joints, offset, rng):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_output_alignment_does_not_change_the_result(num_joints, offset, streamed, rng):
     """Full blocks write 32-byte half rows where every pose row is 32-byte
-    aligned (8k joints, aligned start) and 16-byte pieces otherwise: both
-    against the reference, on a batch of full blocks and a ragged end."""
+    aligned (8k joints, aligned start) and 16-byte pieces otherwise; outputs
+    over the streaming size go out as whole lines straight from the tiles
+    where rows are 32-byte aligned and the arrays start on a line, through
+    the block buffer otherwise. Each against the reference, with full
+    blocks and a ragged end."""
     parents = np.array([-1] + [int(rng.integers(0, j)) for j in range(1, num_joints)])
     skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))
-    quats = random_quaternions(rng, (37, num_joints)).astype(np.float32)
+    batch = (5 << 19) // (num_joints * 48) + 5 if streamed else 37  # 2.5 MB of output: streamed
+    quats = random_quaternions(rng, (batch, num_joints)).astype(np.float32)
     out = (
-        _at_byte_offset((37, num_joints, 3, 3), np.float32, offset),
-        _at_byte_offset((37, num_joints, 3), np.float32, offset),
+        _at_byte_offset((batch, num_joints, 3, 3), np.float32, offset),
+        _at_byte_offset((batch, num_joints, 3), np.float32, offset),
     )
     fastkin.fk_batch(skeleton, quats, out=out)
     expected = fk_reference(parents, skeleton.offsets.astype(np.float32), quats)
