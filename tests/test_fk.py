@@ -204,25 +204,28 @@ def _at_byte_offset(shape, dtype, offset):
 @pytest.mark.parametrize("num_joints", [8, 12, 24, 32])
 @pytest.mark.parametrize("offset", [0, 16, 32])
 @pytest.mark.parametrize("streamed", [False, True])
-def test_output_alignment_does_not_change_the_result(num_joints, offset, streamed, rng):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_alignment_does_not_change_the_result(num_joints, offset, streamed, dtype, rng):
     """Full blocks write 32-byte half rows where every pose row is 32-byte
     aligned (8k joints, aligned start) and 16-byte pieces otherwise; outputs
     over the streaming size go out as whole lines straight from the tiles
     where rows are 32-byte aligned and the arrays start on a line, through
     the block buffer otherwise. Each against the reference, with full
-    blocks and a ragged end."""
+    blocks and a ragged end, in float32 and float64 (whose line stream
+    needs no half lines)."""
     parents = np.array([-1] + [int(rng.integers(0, j)) for j in range(1, num_joints)])
     skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))
-    batch = (5 << 19) // (num_joints * 48) + 5 if streamed else 37  # 2.5 MB of output: streamed
-    quats = random_quaternions(rng, (batch, num_joints)).astype(np.float32)
+    size = np.dtype(dtype).itemsize
+    batch = (5 << 19) // (num_joints * 12 * size) + 5 if streamed else 37  # 2.5 MB of output: streamed
+    quats = random_quaternions(rng, (batch, num_joints)).astype(dtype)
     out = (
-        _at_byte_offset((batch, num_joints, 3, 3), np.float32, offset),
-        _at_byte_offset((batch, num_joints, 3), np.float32, offset),
+        _at_byte_offset((batch, num_joints, 3, 3), dtype, offset),
+        _at_byte_offset((batch, num_joints, 3), dtype, offset),
     )
     fastkin.fk_batch(skeleton, quats, out=out)
-    expected = fk_reference(parents, skeleton.offsets.astype(np.float32), quats)
+    expected = fk_reference(parents, skeleton.offsets.astype(dtype), quats)
     for actual, e in zip(out, expected):
-        assert_close(actual, e, TOLERANCE[np.float32])
+        assert_close(actual, e, TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])

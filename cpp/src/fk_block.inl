@@ -153,24 +153,30 @@ struct StreamQueue {
   }
 };
 
-// Streams one block's output (16 float pose rows of `cols` values, a
-// contiguous region starting on a cache line, cols a multiple of 8) straight
-// from the transposed tiles as whole cache lines: no block buffer, and the
-// caller emits each tile as soon as the tree walk has finished its joints,
-// so the memory traffic runs through the whole block instead of bursting.
-// (B = 4096 SMPL forward 2.9 -> 2.35 ns per joint in C++, B = 65536 3.7 ->
-// 2.6.) A row starting half-way into a line completes it with the half the
+// Streams one block's output (16 float or 8 double pose rows of `cols`
+// values, a contiguous region starting on a cache line, cols a multiple of
+// 8) straight from the transposed tiles as whole cache lines: no block
+// buffer, and the caller emits each tile as soon as the tree walk has
+// finished its joints, so the memory traffic runs through the whole block
+// instead of bursting. (SMPL forward, float: B = 4096 2.9 -> 2.35 ns per
+// joint in C++, B = 65536 3.7 -> 2.6.) A double tile row is a whole line.
+// A float row starting half-way into a line completes it with the half the
 // previous tile left pending; the first tile's such halves (`head`) wait
 // for the last tile, which ends the row before.
+template <class T>
 struct LineStream {
-#if defined(__AVX512F__)
-  float* region = nullptr;
+#if !defined(__AVX512F__)
+  static constexpr bool kBuilt = false;
+#else
+  static constexpr bool kBuilt = true;
+  static constexpr int kRows = 64 / sizeof(T);  // poses in a block, values in a line
+  T* region = nullptr;
   int64_t cols = 0;
   int64_t next = 0;  // first column of the next tile
   alignas(64) float pending[16][8];
   alignas(64) float head[16][8];
 
-  void start(float* block_region, int64_t row_cols) {
+  void start(T* block_region, int64_t row_cols) {
     region = block_region;
     cols = row_cols;
     next = 0;
@@ -179,12 +185,22 @@ struct LineStream {
   // Emits, in column order, the tiles within the first `done` columns of
   // rows (scratch rows: value c of the 16 poses); the last tile overlaps
   // the one before when cols is not a multiple of 16.
-  __attribute__((always_inline)) inline void emit(const __m512* rows, int64_t done) {
+  template <class V>
+  __attribute__((always_inline)) inline void emit(const V* rows, int64_t done) {
     while (next < cols) {
-      const int64_t c0 = next + 16 <= cols ? next : cols - 16;
-      if (c0 + 16 > done) return;
-      tile(rows + c0, c0);
-      next = c0 + 16;
+      const int64_t c0 = next + kRows <= cols ? next : cols - kRows;
+      if (c0 + kRows > done) return;
+      if constexpr (sizeof(T) == 4) {
+        tile(reinterpret_cast<const __m512*>(rows) + c0, c0);
+      } else {
+        __m512d r[8];  // cols is a multiple of 8: every tile row is a whole line
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) r[k] = reinterpret_cast<const __m512d*>(rows)[c0 + k];
+        transpose_8x8(r);
+#pragma GCC unroll 8
+        for (int l = 0; l < 8; ++l) _mm512_stream_pd(region + l * cols + c0, r[l]);
+      }
+      next = c0 + kRows;
     }
   }
 
@@ -197,7 +213,7 @@ struct LineStream {
 #pragma GCC unroll 16
     for (int l = 0; l < 16; ++l) {
       const int64_t at = l * cols + c0;  // in floats from the line-aligned region
-      float* out = region + at;
+      float* out = reinterpret_cast<float*>(region) + at;
       if (!overlap) {
         if (at % 16 == 0) {
           _mm512_stream_ps(out, r[l]);
@@ -366,7 +382,7 @@ __attribute__((always_inline)) inline T nonfinite_probe(const Vec<T, W>* rows, i
 // the previous block's copies have dripped out between this block's joints.
 template <class T, int W>
 bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, StreamQueue<T>* queue,
-                   T* world_rotations, T* world_positions, LineStream* lines = nullptr) {
+                   T* world_rotations, T* world_positions, LineStream<T>* lines = nullptr) {
   using V = Vec<T, W>;
   const int64_t J = in.num_joints;
   const bool quat = in.form == RotationForm::Quaternion;
@@ -377,11 +393,11 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   stage<T, W>(in.rotations + pose[0] * rot_cols, count, rot_cols, input);
   if (count < W) lines = nullptr;
 #if defined(__AVX512F__)
-  constexpr bool kLines = sizeof(T) == 4 && W == 16;
+  constexpr bool kLines = W * sizeof(T) == 64;
   if constexpr (kLines) {
     if (lines) {
-      lines[0].start(reinterpret_cast<float*>(world_rotations + pose[0] * J * 9), J * 9);
-      lines[1].start(reinterpret_cast<float*>(world_positions + pose[0] * J * 3), J * 3);
+      lines[0].start(world_rotations + pose[0] * J * 9, J * 9);
+      lines[1].start(world_positions + pose[0] * J * 3, J * 3);
     }
   }
 #endif
@@ -429,8 +445,8 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
 #if defined(__AVX512F__)
     if constexpr (kLines) {
       if (lines) {
-        lines[0].emit(reinterpret_cast<const __m512*>(world_rot), (j + 1) * 9);
-        lines[1].emit(reinterpret_cast<const __m512*>(world_pos), (j + 1) * 3);
+        lines[0].emit(world_rot, (j + 1) * 9);
+        lines[1].emit(world_pos, (j + 1) * 3);
       }
     }
 #endif
@@ -627,11 +643,11 @@ bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch
   const bool large = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
   StreamQueue<T>* stream = stream_large_outputs && large ? &queue : nullptr;
   // Whole lines straight from the tiles where every block's rows allow it
-  // (AVX-512 floats, 8k joints, line-aligned outputs); the queue otherwise.
-  LineStream lines[2];
+  // (AVX-512, 8k joints, line-aligned outputs); the queue otherwise.
+  LineStream<T> lines[2];
   const bool line_aligned = reinterpret_cast<std::uintptr_t>(world_rotations) % 64 == 0 &&
                             reinterpret_cast<std::uintptr_t>(world_positions) % 64 == 0;
-  const bool by_lines = stream && sizeof(T) == 4 && W == 16 && J % 8 == 0 && line_aligned;
+  const bool by_lines = LineStream<T>::kBuilt && stream && W * sizeof(T) == 64 && J % 8 == 0 && line_aligned;
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
     return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), nullptr,
                                         world_rotations, world_positions)
