@@ -377,9 +377,12 @@ __attribute__((always_inline)) inline T nonfinite_probe(const Vec<T, W>* rows, i
   return lane_sum<T>((probe[0] + probe[1]) + (probe[2] + probe[3]), W);
 }
 
-// Forward kinematics of one block. With a `queue` (large outputs) a full
-// block is assembled in the queue's buffer and queued for streaming, once
-// the previous block's copies have dripped out between this block's joints.
+// Forward kinematics of one block. With `lines` (large outputs that allow
+// it; full blocks) each output tile is streamed as whole lines as soon as
+// the walk has finished its joints. With a `queue` (other large outputs) a
+// full block is assembled in the queue's buffer and queued for streaming,
+// once the previous block's copies have dripped out between this block's
+// joints.
 template <class T, int W>
 bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T, W>* scratch, StreamQueue<T>* queue,
                    T* world_rotations, T* world_positions, LineStream<T>* lines = nullptr) {
