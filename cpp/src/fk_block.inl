@@ -153,20 +153,77 @@ struct StreamQueue {
   }
 };
 
-// Streams one block's output (16 float or 8 double pose rows of `cols`
-// values, a contiguous region starting on a cache line, cols a multiple of
-// 8) straight from the transposed tiles as whole cache lines: no block
-// buffer, and the caller emits each tile as soon as the tree walk has
-// finished its joints, so the memory traffic runs through the whole block
-// instead of bursting. (SMPL forward, float: B = 4096 2.9 -> 2.35 ns per
-// joint in C++, B = 65536 3.7 -> 2.6.) A double tile row is a whole line.
-// A float row starting half-way into a line completes it with the half the
-// previous tile left pending; the first tile's such halves (`head`) wait
-// for the last tile, which ends the row before.
+// Streams one block's output (pose rows of `cols` values, a contiguous
+// region starting on a cache line, cols a multiple of 8) straight from the
+// transposed tiles as whole cache lines: no block buffer, and the caller
+// emits each tile as soon as the tree walk has finished its joints, so the
+// memory traffic runs through the whole block instead of bursting. (SMPL
+// forward, AVX-512 float: B = 4096 2.9 -> 2.35 ns per joint in C++, B =
+// 65536 3.7 -> 2.6.) With AVX-512 an 8-double tile row is a whole line; a
+// 16-float row starting half-way into a line completes it with the half
+// the previous tile left pending, and the first tile's such halves
+// (`head`) wait for the last tile, which ends the row before.
 template <class T>
 struct LineStream {
-#if !defined(__AVX512F__)
+#if !defined(__AVX512F__) && !defined(__AVX2__)
   static constexpr bool kBuilt = false;
+  static constexpr int kRows = 0;
+#elif !defined(__AVX512F__)
+  // AVX2: 8 float or 4 double poses, and a tile row is half a line. A first
+  // half waits in `pending` for the row's next tile, or is completed by the
+  // next row's first tile (`head`, already there); a second half goes out
+  // right after the first, so the two stores fill one write-combining line.
+  static constexpr bool kBuilt = true;
+  static constexpr int kRows = 32 / sizeof(T);
+  using R = Vec<T, kRows>;
+  T* region = nullptr;
+  int64_t cols = 0;
+  int64_t next = 0;
+  alignas(32) R pending[kRows];
+  alignas(32) R head[kRows];
+
+  void start(T* block_region, int64_t row_cols) {
+    region = block_region;
+    cols = row_cols;
+    next = 0;
+  }
+
+  // cols is a multiple of the tile width here: no overlapping last tile.
+  template <class V>
+  __attribute__((always_inline)) inline void emit(const V* rows, int64_t done) {
+    for (; next < cols && next + kRows <= done; next += kRows) {
+      const int64_t c0 = next;
+      R r[kRows];
+#pragma GCC unroll 8
+      for (int k = 0; k < kRows; ++k) r[k] = rows[c0 + k];
+      transpose_tile<T, kRows>(r);
+#pragma GCC unroll 8
+      for (int l = 0; l < kRows; ++l) {
+        const int64_t at = l * cols + c0;
+        T* out = region + at;
+        if ((at / kRows) % 2 == 0) {
+          if (c0 + kRows < cols) {
+            pending[l] = r[l];
+          } else {
+            put(out, r[l]);
+            put(out + kRows, head[(l + 1) % kRows]);
+          }
+        } else if (c0 == 0) {
+          head[l] = r[l];
+        } else {
+          put(out - kRows, pending[l]);
+          put(out, r[l]);
+        }
+      }
+    }
+  }
+
+  static void put(T* out, const R& v) {
+    if constexpr (sizeof(T) == 4)
+      _mm256_stream_ps(reinterpret_cast<float*>(out), reinterpret_cast<__m256>(v));
+    else
+      _mm256_stream_pd(reinterpret_cast<double*>(out), reinterpret_cast<__m256d>(v));
+  }
 #else
   static constexpr bool kBuilt = true;
   static constexpr int kRows = 64 / sizeof(T);  // poses in a block, values in a line
@@ -266,21 +323,17 @@ inline void unstage(const Vec<T, W>* src, int count, int64_t cols, T* dst, bool 
 // spilling every live vector register. Forced, this file also came out
 // 1-3% faster.
 
-// 2 / n. With single precision on AVX-512 / AVX: the hardware reciprocal
-// estimate and one Newton step (relative error ~2^-27, a few times
-// cheaper than a vector divide); the divide otherwise. n = 0 gives NaN
-// (through inf * 0), which the callers' finiteness checks catch.
+// 2 / n. With single precision on AVX-512: the hardware reciprocal
+// estimate (14 bits) and one Newton step (relative error ~2^-27, a few
+// times cheaper than a vector divide); the divide otherwise. (AVX's 12-bit
+// estimate left ~2^-23 after its Newton step, a bias that added up to
+// 1e-5 down a 131-joint chain; its divide measured no slower.) n = 0
+// gives NaN (through inf * 0), which the callers' finiteness checks catch.
 template <class T, class V>
 __attribute__((always_inline)) inline V two_over(const V& n) {
 #if defined(__AVX512F__)
   if constexpr (sizeof(T) == 4 && sizeof(V) == 64) {
     const V r = reinterpret_cast<V>(_mm512_rcp14_ps(reinterpret_cast<__m512>(n)));
-    return (r + r) * (T(2) - n * r);
-  }
-#endif
-#if defined(__AVX__)
-  if constexpr (sizeof(T) == 4 && sizeof(V) == 32) {
-    const V r = reinterpret_cast<V>(_mm256_rcp_ps(reinterpret_cast<__m256>(n)));
     return (r + r) * (T(2) - n * r);
   }
 #endif
@@ -395,8 +448,8 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   const int64_t rot_cols = J * (quat ? 4 : 9);
   stage<T, W>(in.rotations + pose[0] * rot_cols, count, rot_cols, input);
   if (count < W) lines = nullptr;
-#if defined(__AVX512F__)
-  constexpr bool kLines = W * sizeof(T) == 64;
+#if defined(__AVX512F__) || defined(__AVX2__)
+  constexpr bool kLines = W == LineStream<T>::kRows;
   if constexpr (kLines) {
     if (lines) {
       lines[0].start(world_rotations + pose[0] * J * 9, J * 9);
@@ -445,7 +498,7 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
     for (int c = 0; c < 3; ++c) probe_finite<T>(probe[1], pos[c]);
     for (int k = 0; k < 9; ++k) world_rot[j * 9 + k] = rot[k];
     for (int c = 0; c < 3; ++c) world_pos[j * 3 + c] = pos[c];
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
     if constexpr (kLines) {
       if (lines) {
         lines[0].emit(world_rot, (j + 1) * 9);
@@ -646,11 +699,11 @@ bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch
   const bool large = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
   StreamQueue<T>* stream = stream_large_outputs && large ? &queue : nullptr;
   // Whole lines straight from the tiles where every block's rows allow it
-  // (AVX-512, 8k joints, line-aligned outputs); the queue otherwise.
+  // (AVX-512 or AVX2, 8k joints, line-aligned outputs); the queue otherwise.
   LineStream<T> lines[2];
   const bool line_aligned = reinterpret_cast<std::uintptr_t>(world_rotations) % 64 == 0 &&
                             reinterpret_cast<std::uintptr_t>(world_positions) % 64 == 0;
-  const bool by_lines = LineStream<T>::kBuilt && stream && W * sizeof(T) == 64 && J % 8 == 0 && line_aligned;
+  const bool by_lines = LineStream<T>::kBuilt && W == LineStream<T>::kRows && stream && J % 8 == 0 && line_aligned;
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
     return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), nullptr,
                                         world_rotations, world_positions)
