@@ -201,7 +201,7 @@ def _at_byte_offset(shape, dtype, offset):
     return raw[start : start + count * np.dtype(dtype).itemsize].view(dtype).reshape(shape)
 
 
-@pytest.mark.parametrize("num_joints", [8, 12, 24, 32])
+@pytest.mark.parametrize("num_joints", [5, 8, 12, 22, 24, 31, 32, 55])
 @pytest.mark.parametrize("offset", [0, 16, 32])
 @pytest.mark.parametrize("streamed", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -209,10 +209,9 @@ def test_output_alignment_does_not_change_the_result(num_joints, offset, streame
     """Full blocks write 32-byte half rows where every pose row is 32-byte
     aligned (8k joints, aligned start) and 16-byte pieces otherwise; outputs
     over the streaming size go out as whole lines straight from the tiles
-    where rows are 32-byte aligned and the arrays start on a line, through
-    the block buffer otherwise. Each against the reference, with full
-    blocks and a ragged end, in float32 and float64 (whose line stream
-    needs no half lines)."""
+    where the arrays start on a line (float32 rows starting anywhere in a
+    line, float64 with 8k joints), through the block buffer otherwise.
+    Each against the reference, with full blocks and a ragged end."""
     parents = np.array([-1] + [int(rng.integers(0, j)) for j in range(1, num_joints)])
     skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))
     size = np.dtype(dtype).itemsize

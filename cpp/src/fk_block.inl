@@ -154,20 +154,22 @@ struct StreamQueue {
 };
 
 // Streams one block's output (pose rows of `cols` values, a contiguous
-// region starting on a cache line, cols a multiple of 8) straight from the
-// transposed tiles as whole cache lines: no block buffer, and the caller
-// emits each tile as soon as the tree walk has finished its joints, so the
-// memory traffic runs through the whole block instead of bursting. (SMPL
-// forward, AVX-512 float: B = 4096 2.9 -> 2.35 ns per joint in C++, B =
-// 65536 3.7 -> 2.6.) With AVX-512 an 8-double tile row is a whole line; a
-// 16-float row starting half-way into a line completes it with the half
-// the previous tile left pending, and the first tile's such halves
-// (`head`) wait for the last tile, which ends the row before.
+// region starting on a cache line) straight from the transposed tiles as
+// whole cache lines: no block buffer, and the caller emits each tile as
+// soon as the tree walk has finished its joints, so the memory traffic
+// runs through the whole block instead of bursting. (SMPL forward, AVX-512
+// float: B = 4096 2.9 -> 2.35 ns per joint in C++, B = 65536 3.7 -> 2.6;
+// 31 and 55 joints, whose rows start anywhere in a line, 4.2 -> 2.9 and
+// 5.1 -> 3.2.) With AVX-512 an 8-double tile row is a whole line (8k
+// joints); float rows take any joint count with at least 16 position
+// values.
 template <class T>
 struct LineStream {
 #if !defined(__AVX512F__) && !defined(__AVX2__)
   static constexpr bool kBuilt = false;
   static constexpr int kRows = 0;
+  static bool fits(int64_t) { return false; }
+  void prepare(int64_t) {}
 #elif !defined(__AVX512F__)
   // AVX2: 8 float or 4 double poses, and a tile row is half a line. A first
   // half waits in `pending` for the row's next tile, or is completed by the
@@ -182,11 +184,13 @@ struct LineStream {
   alignas(32) R pending[kRows];
   alignas(32) R head[kRows];
 
-  void start(T* block_region, int64_t row_cols) {
+  static bool fits(int64_t num_joints) { return num_joints % 8 == 0; }
+  void prepare(int64_t row_cols) { cols = row_cols; }
+  void start(T* block_region) {
     region = block_region;
-    cols = row_cols;
     next = 0;
   }
+  void finish() {}  // a row's last half line went out with the next row's head
 
   // cols is a multiple of the tile width here: no overlapping last tile.
   template <class V>
@@ -230,18 +234,46 @@ struct LineStream {
   T* region = nullptr;
   int64_t cols = 0;
   int64_t next = 0;  // first column of the next tile
-  alignas(64) float pending[16][8];
-  alignas(64) float head[16][8];
+  // Float rows start anywhere in a line. Per row: where its start falls in
+  // its line, its first tile row (`head`, which ends the line the row
+  // before leaves open) and its latest. Lines are put together with one
+  // two-source permute: `shift[s]` takes s values from the end of the
+  // first source, then the start of the second; `tail[l]` the line that
+  // row l's overlapping last tile completes.
+  int offset[16];
+  alignas(64) float head[16][16];
+  alignas(64) float latest[16][16];
+  alignas(64) int32_t shift[16][16];
+  alignas(64) int32_t tail[16][16];
 
-  void start(T* block_region, int64_t row_cols) {
-    region = block_region;
+  // Whether a block of num_joints joints can stream this way.
+  static bool fits(int64_t num_joints) { return sizeof(T) == 4 ? num_joints * 3 >= 16 : num_joints % 8 == 0; }
+
+  // Once per call: the row layout of every block (the same in each).
+  void prepare(int64_t row_cols) {
     cols = row_cols;
+    if constexpr (sizeof(T) == 4) {
+      const int q = int(cols % 16);
+      for (int s = 0; s < 16; ++s)
+        for (int i = 0; i < 16; ++i) shift[s][i] = i < s ? 16 - s + i : 16 + i - s;
+      for (int l = 0; l < 16; ++l) {
+        const int s = int(l * cols % 16);
+        offset[l] = s;
+        // The line at cols - q - s: values before cols - q from the last
+        // whole tile, the rest from the last tile (which starts at cols - 16).
+        for (int i = 0; i < 16; ++i) tail[l][i] = i < s ? 16 - s + i : 32 - q - s + i;
+      }
+    }
+  }
+
+  void start(T* block_region) {
+    region = block_region;
     next = 0;
   }
 
   // Emits, in column order, the tiles within the first `done` columns of
-  // rows (scratch rows: value c of the 16 poses); the last tile overlaps
-  // the one before when cols is not a multiple of 16.
+  // rows (scratch rows: value c of the block's poses); the last tile
+  // overlaps the one before when cols is not a multiple of the width.
   template <class V>
   __attribute__((always_inline)) inline void emit(const V* rows, int64_t done) {
     while (next < cols) {
@@ -266,34 +298,40 @@ struct LineStream {
 #pragma GCC unroll 16
     for (int k = 0; k < 16; ++k) r[k] = v[k];
     transpose_16x16(r);  // r[l]: values c0 .. c0 + 15 of pose l
-    const bool overlap = c0 % 16 != 0;  // only its upper half is new
+    const int64_t q = cols % 16;
+    const bool overlap = c0 % 16 != 0;  // the last tile: only its last q values are new
 #pragma GCC unroll 16
     for (int l = 0; l < 16; ++l) {
-      const int64_t at = l * cols + c0;  // in floats from the line-aligned region
-      float* out = reinterpret_cast<float*>(region) + at;
+      const int s = offset[l];
+      float* row = reinterpret_cast<float*>(region) + l * cols;
       if (!overlap) {
-        if (at % 16 == 0) {
-          _mm512_stream_ps(out, r[l]);
-          continue;
+        if (c0 == 0) _mm512_store_ps(head[l], r[l]);
+        if (s == 0) {
+          _mm512_stream_ps(row + c0, r[l]);
+        } else if (c0 > 0) {  // the line from s values of the tile before and this tile's first
+          const __m512i index = _mm512_load_si512(shift[s]);
+          _mm512_stream_ps(row + c0 - s, _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, r[l]));
         }
-        const __m256 lower = _mm512_castps512_ps256(r[l]);
-        if (c0 == 0)
-          _mm256_store_ps(head[l], lower);
-        else
-          _mm512_stream_ps(out - 8, join(_mm256_load_ps(pending[l]), lower));
-        _mm256_store_ps(pending[l], _mm512_extractf32x8_ps(r[l], 1));
-      } else {
-        const __m256 upper = _mm512_extractf32x8_ps(r[l], 1);
-        if ((at + 8) % 16 == 0)  // the row's last half line; the next row's head completes it
-          _mm512_stream_ps(out + 8, join(upper, _mm256_load_ps(head[(l + 1) & 15])));
-        else
-          _mm512_stream_ps(out, join(_mm256_load_ps(pending[l]), upper));
+      } else if (s + q >= 16) {  // the overlapping tile completes one more line within the row
+        const __m512i index = _mm512_load_si512(tail[l]);
+        _mm512_stream_ps(row + (cols - q) - s, _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, r[l]));
       }
+      _mm512_store_ps(latest[l], r[l]);
     }
   }
 
-  static __m512 join(__m256 first, __m256 second) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(first), second, 1);
+  // After the block's last tile: the lines that straddle two rows (the end
+  // of row l, from its last tile, and the start of row l + 1).
+  void finish() {
+    if constexpr (sizeof(T) == 4) {
+      for (int l = 0; l + 1 < 16; ++l) {
+        const int t = offset[l + 1];
+        if (t == 0) continue;
+        const __m512i index = _mm512_load_si512(shift[t]);
+        _mm512_stream_ps(reinterpret_cast<float*>(region) + (l + 1) * cols - t,
+                         _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, _mm512_load_ps(head[l + 1])));
+      }
+    }
   }
 #endif
 };
@@ -452,8 +490,8 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   constexpr bool kLines = W == LineStream<T>::kRows;
   if constexpr (kLines) {
     if (lines) {
-      lines[0].start(world_rotations + pose[0] * J * 9, J * 9);
-      lines[1].start(world_positions + pose[0] * J * 3, J * 3);
+      lines[0].start(world_rotations + pose[0] * J * 9);
+      lines[1].start(world_positions + pose[0] * J * 3);
     }
   }
 #endif
@@ -508,6 +546,14 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
 #endif
   }
   const T sum = lane_sum<T>(probe[0] + probe[1], W);
+#if defined(__AVX512F__) || defined(__AVX2__)
+  if constexpr (kLines) {
+    if (lines) {
+      lines[0].finish();
+      lines[1].finish();
+    }
+  }
+#endif
   if (lines) return sum == T(0);
   T* out_rot = world_rotations + pose[0] * J * 9;
   T* out_pos = world_positions + pose[0] * J * 3;
@@ -698,12 +744,17 @@ bool forward_range(const FkInputs<T>& in, int64_t begin, int64_t end, T* scratch
   queue.per_step = ((W * 12 + queue.kLine - 1) / queue.kLine) * queue.kLine;
   const bool large = in.batch * J * 12 * int64_t(sizeof(T)) > kStreamBytes;
   StreamQueue<T>* stream = stream_large_outputs && large ? &queue : nullptr;
-  // Whole lines straight from the tiles where every block's rows allow it
-  // (AVX-512 or AVX2, 8k joints, line-aligned outputs); the queue otherwise.
+  // Whole lines straight from the tiles where the layout allows it
+  // (line-aligned outputs; see LineStream::fits); the queue otherwise.
   LineStream<T> lines[2];
   const bool line_aligned = reinterpret_cast<std::uintptr_t>(world_rotations) % 64 == 0 &&
                             reinterpret_cast<std::uintptr_t>(world_positions) % 64 == 0;
-  const bool by_lines = LineStream<T>::kBuilt && W == LineStream<T>::kRows && stream && J % 8 == 0 && line_aligned;
+  const bool by_lines = LineStream<T>::kBuilt && W == LineStream<T>::kRows && stream && line_aligned &&
+                        LineStream<T>::fits(J);
+  if (by_lines) {
+    lines[0].prepare(J * 9);
+    lines[1].prepare(J * 3);
+  }
   const bool finite = for_each_block<T, W>(begin, end, [&](const int64_t* pose, int count, bool single) {
     return single ? forward_block<T, 1>(in, pose, 1, reinterpret_cast<Vec<T, 1>*>(scratch), nullptr,
                                         world_rotations, world_positions)
