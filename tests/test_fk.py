@@ -209,8 +209,8 @@ def test_output_alignment_does_not_change_the_result(num_joints, offset, streame
     """Full blocks write 32-byte half rows where every pose row is 32-byte
     aligned (8k joints, aligned start) and 16-byte pieces otherwise; outputs
     over the streaming size go out as whole lines straight from the tiles
-    where the arrays start on a line (float32 rows starting anywhere in a
-    line, float64 with 8k joints), through the block buffer otherwise.
+    where the arrays start on a line (rows starting anywhere in a line),
+    through the block buffer otherwise.
     Each against the reference, with full blocks and a ragged end."""
     parents = np.array([-1] + [int(rng.integers(0, j)) for j in range(1, num_joints)])
     skeleton = fastkin.Skeleton(parents, rng.normal(size=(num_joints, 3)))

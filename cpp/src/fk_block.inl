@@ -160,9 +160,9 @@ struct StreamQueue {
 // runs through the whole block instead of bursting. (SMPL forward, AVX-512
 // float: B = 4096 2.9 -> 2.35 ns per joint in C++, B = 65536 3.7 -> 2.6;
 // 31 and 55 joints, whose rows start anywhere in a line, 4.2 -> 2.9 and
-// 5.1 -> 3.2.) With AVX-512 an 8-double tile row is a whole line (8k
-// joints); float rows take any joint count with at least 16 position
-// values.
+// 5.1 -> 3.2; double 22, 31, 55 joints 6.0 -> 4.9, 8.6 -> 4.9, 10.7 ->
+// 6.4.) With AVX-512 any joint count with a line of position values; with
+// AVX2 a multiple of 8 joints.
 template <class T>
 struct LineStream {
 #if !defined(__AVX512F__) && !defined(__AVX2__)
@@ -231,38 +231,39 @@ struct LineStream {
 #else
   static constexpr bool kBuilt = true;
   static constexpr int kRows = 64 / sizeof(T);  // poses in a block, values in a line
+  using Line = Vec<T, kRows>;
+  typedef int64_t Index __attribute__((vector_size(64)));  // permute indices: 16 int32 or 8 int64
   T* region = nullptr;
   int64_t cols = 0;
   int64_t next = 0;  // first column of the next tile
-  // Float rows start anywhere in a line. Per row: where its start falls in
-  // its line, its first tile row (`head`, which ends the line the row
-  // before leaves open) and its latest. Lines are put together with one
+  // Rows start anywhere in a line. Per row: where its start falls in its
+  // line, its first tile row (`head`, which ends the line the row before
+  // leaves open) and its latest. Lines are put together with one
   // two-source permute: `shift[s]` takes s values from the end of the
   // first source, then the start of the second; `tail[l]` the line that
   // row l's overlapping last tile completes.
-  int offset[16];
-  alignas(64) float head[16][16];
-  alignas(64) float latest[16][16];
-  alignas(64) int32_t shift[16][16];
-  alignas(64) int32_t tail[16][16];
+  int offset[kRows];
+  alignas(64) Line head[kRows];
+  alignas(64) Line latest[kRows];
+  alignas(64) Index shift[kRows];
+  alignas(64) Index tail[kRows];
 
-  // Whether a block of num_joints joints can stream this way.
-  static bool fits(int64_t num_joints) { return sizeof(T) == 4 ? num_joints * 3 >= 16 : num_joints % 8 == 0; }
+  // Whether a block of num_joints joints can stream this way: a tile
+  // needs at least a line of position values.
+  static bool fits(int64_t num_joints) { return num_joints * 3 >= kRows; }
 
   // Once per call: the row layout of every block (the same in each).
   void prepare(int64_t row_cols) {
     cols = row_cols;
-    if constexpr (sizeof(T) == 4) {
-      const int q = int(cols % 16);
-      for (int s = 0; s < 16; ++s)
-        for (int i = 0; i < 16; ++i) shift[s][i] = i < s ? 16 - s + i : 16 + i - s;
-      for (int l = 0; l < 16; ++l) {
-        const int s = int(l * cols % 16);
-        offset[l] = s;
-        // The line at cols - q - s: values before cols - q from the last
-        // whole tile, the rest from the last tile (which starts at cols - 16).
-        for (int i = 0; i < 16; ++i) tail[l][i] = i < s ? 16 - s + i : 32 - q - s + i;
-      }
+    const int q = int(cols % kRows);
+    for (int s = 0; s < kRows; ++s)
+      for (int i = 0; i < kRows; ++i) set_index(shift[s], i, i < s ? kRows - s + i : kRows + i - s);
+    for (int l = 0; l < kRows; ++l) {
+      const int s = int(l * cols % kRows);
+      offset[l] = s;
+      // The line at cols - q - s: values before cols - q from the last
+      // whole tile, the rest from the last tile (which starts at cols - kRows).
+      for (int i = 0; i < kRows; ++i) set_index(tail[l], i, i < s ? kRows - s + i : 2 * kRows - q - s + i);
     }
   }
 
@@ -279,59 +280,65 @@ struct LineStream {
     while (next < cols) {
       const int64_t c0 = next + kRows <= cols ? next : cols - kRows;
       if (c0 + kRows > done) return;
-      if constexpr (sizeof(T) == 4) {
-        tile(reinterpret_cast<const __m512*>(rows) + c0, c0);
-      } else {
-        __m512d r[8];  // cols is a multiple of 8: every tile row is a whole line
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; ++k) r[k] = reinterpret_cast<const __m512d*>(rows)[c0 + k];
-        transpose_8x8(r);
-#pragma GCC unroll 8
-        for (int l = 0; l < 8; ++l) _mm512_stream_pd(region + l * cols + c0, r[l]);
-      }
+      tile(reinterpret_cast<const Line*>(rows) + c0, c0);
       next = c0 + kRows;
     }
   }
 
-  __attribute__((always_inline)) inline void tile(const __m512* v, int64_t c0) {
-    __m512 r[16];
+  __attribute__((always_inline)) inline void tile(const Line* v, int64_t c0) {
+    Line r[kRows];
 #pragma GCC unroll 16
-    for (int k = 0; k < 16; ++k) r[k] = v[k];
-    transpose_16x16(r);  // r[l]: values c0 .. c0 + 15 of pose l
-    const int64_t q = cols % 16;
-    const bool overlap = c0 % 16 != 0;  // the last tile: only its last q values are new
+    for (int k = 0; k < kRows; ++k) r[k] = v[k];
+    transpose_tile<T, kRows>(r);  // r[l]: values c0 .. c0 + kRows - 1 of pose l
+    const int64_t q = cols % kRows;
+    const bool overlap = c0 % kRows != 0;  // the last tile: only its last q values are new
 #pragma GCC unroll 16
-    for (int l = 0; l < 16; ++l) {
+    for (int l = 0; l < kRows; ++l) {
       const int s = offset[l];
-      float* row = reinterpret_cast<float*>(region) + l * cols;
+      T* row = region + l * cols;
       if (!overlap) {
-        if (c0 == 0) _mm512_store_ps(head[l], r[l]);
-        if (s == 0) {
-          _mm512_stream_ps(row + c0, r[l]);
-        } else if (c0 > 0) {  // the line from s values of the tile before and this tile's first
-          const __m512i index = _mm512_load_si512(shift[s]);
-          _mm512_stream_ps(row + c0 - s, _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, r[l]));
-        }
-      } else if (s + q >= 16) {  // the overlapping tile completes one more line within the row
-        const __m512i index = _mm512_load_si512(tail[l]);
-        _mm512_stream_ps(row + (cols - q) - s, _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, r[l]));
+        if (c0 == 0) head[l] = r[l];
+        if (s == 0)
+          put(row + c0, r[l]);
+        else if (c0 > 0)  // the line from s values of the tile before and this tile's first
+          put(row + c0 - s, permute(latest[l], shift[s], r[l]));
+      } else if (s + q >= kRows) {  // the overlapping tile completes one more line within the row
+        put(row + (cols - q) - s, permute(latest[l], tail[l], r[l]));
       }
-      _mm512_store_ps(latest[l], r[l]);
+      latest[l] = r[l];
     }
   }
 
   // After the block's last tile: the lines that straddle two rows (the end
   // of row l, from its last tile, and the start of row l + 1).
   void finish() {
-    if constexpr (sizeof(T) == 4) {
-      for (int l = 0; l + 1 < 16; ++l) {
-        const int t = offset[l + 1];
-        if (t == 0) continue;
-        const __m512i index = _mm512_load_si512(shift[t]);
-        _mm512_stream_ps(reinterpret_cast<float*>(region) + (l + 1) * cols - t,
-                         _mm512_permutex2var_ps(_mm512_load_ps(latest[l]), index, _mm512_load_ps(head[l + 1])));
-      }
+    for (int l = 0; l + 1 < kRows; ++l) {
+      const int t = offset[l + 1];
+      if (t != 0) put(region + (l + 1) * cols - t, permute(latest[l], shift[t], head[l + 1]));
     }
+  }
+
+  static void set_index(Index& index, int i, int value) {
+    if constexpr (sizeof(T) == 4)
+      reinterpret_cast<int32_t*>(&index)[i] = value;
+    else
+      reinterpret_cast<int64_t*>(&index)[i] = value;
+  }
+  static Line permute(const Line& a, const Index& index, const Line& b) {
+    if constexpr (sizeof(T) == 4)
+      return reinterpret_cast<Line>(_mm512_permutex2var_ps(reinterpret_cast<__m512>(a),
+                                                           reinterpret_cast<__m512i>(index),
+                                                           reinterpret_cast<__m512>(b)));
+    else
+      return reinterpret_cast<Line>(_mm512_permutex2var_pd(reinterpret_cast<__m512d>(a),
+                                                           reinterpret_cast<__m512i>(index),
+                                                           reinterpret_cast<__m512d>(b)));
+  }
+  static void put(T* out, const Line& v) {
+    if constexpr (sizeof(T) == 4)
+      _mm512_stream_ps(reinterpret_cast<float*>(out), reinterpret_cast<__m512>(v));
+    else
+      _mm512_stream_pd(reinterpret_cast<double*>(out), reinterpret_cast<__m512d>(v));
   }
 #endif
 };
