@@ -493,7 +493,7 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
   const int64_t rot_cols = J * (quat ? 4 : 9);
   stage<T, W>(in.rotations + pose[0] * rot_cols, count, rot_cols, input);
   if (count < W) lines = nullptr;
-#if defined(__AVX512F__) || defined(__AVX2__)
+  // Only blocks of a LineStream's width stream by lines (none in the scalar build).
   constexpr bool kLines = W == LineStream<T>::kRows;
   if constexpr (kLines) {
     if (lines) {
@@ -501,7 +501,6 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
       lines[1].start(world_positions + pose[0] * J * 3);
     }
   }
-#endif
   // Two accumulators: one add chain per joint would wait on the add latency.
   V probe[2] = {};
   for (int64_t j = 0; j < J; ++j) {
@@ -543,24 +542,20 @@ bool forward_block(const FkInputs<T>& in, const int64_t* pose, int count, Vec<T,
     for (int c = 0; c < 3; ++c) probe_finite<T>(probe[1], pos[c]);
     for (int k = 0; k < 9; ++k) world_rot[j * 9 + k] = rot[k];
     for (int c = 0; c < 3; ++c) world_pos[j * 3 + c] = pos[c];
-#if defined(__AVX512F__) || defined(__AVX2__)
     if constexpr (kLines) {
       if (lines) {
         lines[0].emit(world_rot, (j + 1) * 9);
         lines[1].emit(world_pos, (j + 1) * 3);
       }
     }
-#endif
   }
   const T sum = lane_sum<T>(probe[0] + probe[1], W);
-#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (kLines) {
     if (lines) {
       lines[0].finish();
       lines[1].finish();
     }
   }
-#endif
   if (lines) return sum == T(0);
   T* out_rot = world_rotations + pose[0] * J * 9;
   T* out_pos = world_positions + pose[0] * J * 3;
