@@ -1,18 +1,30 @@
-// Rotation-representation conversions: per-matrix scalar code that GCC
-// vectorises poorly but that is branch-light and cache-friendly; batches big
-// enough to pay for threads are split over the pool.
+// Rotation-representation conversions. matrix_to_quat: per-matrix scalar
+// code that GCC vectorises poorly but that is branch-light and
+// cache-friendly. axis_angle_to_quat: the per-ISA kernels of
+// axis_angle_block.inl. Batches big enough to pay for threads are split over
+// the pool.
 #include "fastkin/rotations.h"
 
 #include <atomic>
 #include <cmath>
 
+#include "axis_angle_kernels.h"
+#include "dispatch.h"
 #include "fastkin/parallel.h"
 
 namespace fastkin {
 namespace {
 
-// Below this many matrices per worker the pool costs more than it saves.
+// Below this many matrices (or axis-angles) per worker the pool costs more than it saves.
 constexpr int64_t kMinMatricesPerThread = 32768;
+
+template <class T>
+const detail::AxisAngleKernel<T>& axis_angle_kernel() {
+  static const detail::AxisAngleKernel<T> k = detail::for_this_cpu<detail::AxisAngleKernel<T>>(
+      &detail::axis_angle_kernel_scalar<T>, &detail::axis_angle_kernel_avx2<T>,
+      &detail::axis_angle_kernel_avx512<T>);
+  return k;
+}
 
 template <class T>
 inline bool one_matrix_to_quat(const T* m, T* q) {
@@ -51,7 +63,28 @@ bool matrix_to_quat(const T* matrices, int64_t count, T* quaternions) {
   return finite.load();
 }
 
+template <class T>
+void axis_angle_to_quat(const T* axis_angle, int64_t count, T* quaternions) {
+  const auto forward = axis_angle_kernel<T>().forward;
+  parallel_ranges(count, 1, kMinMatricesPerThread, [&](int64_t begin, int64_t end) {
+    forward(axis_angle + 3 * begin, end - begin, quaternions + 4 * begin);
+  });
+}
+
+template <class T>
+void axis_angle_to_quat_backward(const T* axis_angle, const T* grad_quaternions, int64_t count,
+                                 T* grad_axis_angle) {
+  const auto backward = axis_angle_kernel<T>().backward;
+  parallel_ranges(count, 1, kMinMatricesPerThread, [&](int64_t begin, int64_t end) {
+    backward(axis_angle + 3 * begin, grad_quaternions + 4 * begin, end - begin, grad_axis_angle + 3 * begin);
+  });
+}
+
 template bool matrix_to_quat<float>(const float*, int64_t, float*);
 template bool matrix_to_quat<double>(const double*, int64_t, double*);
+template void axis_angle_to_quat<float>(const float*, int64_t, float*);
+template void axis_angle_to_quat<double>(const double*, int64_t, double*);
+template void axis_angle_to_quat_backward<float>(const float*, const float*, int64_t, float*);
+template void axis_angle_to_quat_backward<double>(const double*, const double*, int64_t, double*);
 
 }  // namespace fastkin

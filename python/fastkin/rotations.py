@@ -136,6 +136,22 @@ def axis_angle_to_quat(axis_angle: Any) -> Any:
         array([1., 0., 0., 0.])
     """
     v = as_float_array(axis_angle, "axis_angle", (3,))
+    if isinstance(v, np.ndarray):
+        if v.dtype in (np.float32, np.float64):  # the compiled kernel
+            out = np.empty(v.shape[:-1] + (4,), v.dtype)
+            _core.axis_angle_to_quat(np.ascontiguousarray(v), out)
+            return out
+    elif v.device.type == "cpu" and v.element_size() in (4, 8):  # float32, float64
+        from ._torch_rotations import axis_angle_to_quat_op  # C++ forward and backward
+
+        return axis_angle_to_quat_op(v)
+    return _axis_angle_to_quat_formula(v)
+
+
+def _axis_angle_to_quat_formula(v: Any) -> Any:
+    """axis_angle_to_quat in array operations (numpy or torch, any float
+    dtype or device; torch's autograd through it): the path for what the
+    compiled kernel does not take."""
     xp = namespace(v)
     theta2 = xp.sum(v * v, -1, keepdims=True)
     big = theta2 > _SMALL_ANGLE**2

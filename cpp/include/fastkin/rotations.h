@@ -12,4 +12,16 @@ namespace fastkin {
 template <class T>
 bool matrix_to_quat(const T* matrices, int64_t count, T* quaternions);
 
+// Unit xyzw quaternions (count, 4) of axis-angle vectors (count, 3): axis
+// times angle in radians, (sin(theta/2) v / theta, cos(theta/2)), 1/2 v for
+// the sine term at theta -> 0. Computed in double for either T.
+template <class T>
+void axis_angle_to_quat(const T* axis_angle, int64_t count, T* quaternions);
+
+// The vector-Jacobian product of axis_angle_to_quat: grad_axis_angle
+// (count, 3) for grad_quaternions (count, 4). Finite at theta = 0.
+template <class T>
+void axis_angle_to_quat_backward(const T* axis_angle, const T* grad_quaternions, int64_t count,
+                                 T* grad_axis_angle);
+
 }  // namespace fastkin

@@ -1,0 +1,5 @@
+// Axis-angle kernels for the avx2 instruction set (flags in CMakeLists.txt).
+#define FASTKIN_ISA_NS avx2
+#include "axis_angle_block.inl"
+
+FASTKIN_EXPORT_AXIS_ANGLE_KERNELS(avx2)
